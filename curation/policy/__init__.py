@@ -1,0 +1,1 @@
+"""Jurisdictions as data: params loading and validation, geofences, the static residency check."""

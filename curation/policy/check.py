@@ -1,0 +1,145 @@
+"""Static residency check of a DVC pipeline against params.yaml.
+
+Reads dvc.yaml, expands ``foreach`` stages and ``${...}`` references the way DVC does for the
+forms this project uses, then checks two rules:
+
+* every out under a region's store declares ``remote:`` equal to that region's ``dvc_remote``
+  (and an out that declares a region's remote lies in that region's store);
+* no stage reads or writes the stores of two regions.
+
+Example:
+    >>> violations = check_pipeline(load_params("params.yaml"), "dvc.yaml")   # doctest: +SKIP
+    >>> violations
+    []
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from curation.errors import PolicyError
+from curation.policy.params import Params
+
+__all__ = ["Violation", "check_pipeline", "expand_stages"]
+
+_REFERENCE = re.compile(r"\$\{\s*([^}]+?)\s*\}")
+
+
+@dataclass(frozen=True)
+class Violation:
+    stage: str
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.path}: {self.problem}"
+
+
+def _lookup(context: dict, dotted: str, where: str) -> Any:
+    value: Any = context
+    for part in dotted.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise PolicyError(f"{where}: cannot resolve ${{{dotted}}}")
+    return value
+
+
+def _interpolate(value: Any, context: dict, where: str) -> Any:
+    if isinstance(value, str):
+        whole = _REFERENCE.fullmatch(value)
+        if whole:  # "${regions}" keeps its type (a dict to iterate over)
+            return _lookup(context, whole.group(1), where)
+        return _REFERENCE.sub(lambda m: str(_lookup(context, m.group(1), where)), value)
+    if isinstance(value, dict):
+        return {_interpolate(k, context, where): _interpolate(v, context, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, context, where) for v in value]
+    return value
+
+
+def expand_stages(dvc: dict, params_document: dict, source: str) -> dict[str, dict]:
+    """Stage name (``name@key`` for foreach) -> stage body with every reference resolved."""
+    context = dict(params_document)
+    for entry in dvc.get("vars") or []:
+        if isinstance(entry, dict):
+            context.update(entry)
+    stages = {}
+    for name, body in (dvc.get("stages") or {}).items():
+        where = f"{source}: stages.{name}"
+        if not isinstance(body, dict):
+            raise PolicyError(f"{where}: expected a mapping")
+        if "foreach" not in body:
+            stages[name] = _interpolate(body, context, where)
+            continue
+        items = _interpolate(body["foreach"], context, where)
+        pairs = items.items() if isinstance(items, dict) else ((str(i), i) for i in items)
+        for key, item in pairs:
+            stages[f"{name}@{key}"] = _interpolate(body.get("do") or {}, {**context, "key": key, "item": item}, where)
+    return stages
+
+
+def _entries(stage: dict, section: str) -> list[tuple[str, dict]]:
+    """(path, options) for each entry of outs/metrics/plots/deps, whatever form it was written in."""
+    result = []
+    for entry in stage.get(section) or []:
+        if isinstance(entry, str):
+            result.append((entry, {}))
+        elif isinstance(entry, dict):
+            result.extend((path, options or {}) for path, options in entry.items())
+    return result
+
+
+def _region_of(path: Path, stores: dict[str, Path]) -> str | None:
+    for name, store in stores.items():
+        if path == store or path.is_relative_to(store):
+            return name
+    return None
+
+
+def check_pipeline(params: Params, dvc_path: str | Path) -> list[Violation]:
+    """All residency violations of a dvc.yaml, one per offending path."""
+    dvc_path = Path(dvc_path)
+    try:
+        dvc = yaml.safe_load(dvc_path.read_text()) or {}
+        params_document = yaml.safe_load(Path(params.source).read_text()) or {}
+    except FileNotFoundError as error:
+        raise PolicyError(f"{error.filename}: file not found") from None
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{dvc_path}: not valid YAML ({error})") from None
+    stores = {n: Path(r.store) for n, r in params.regions.items() if not r.is_s3}
+    remotes = {r.dvc_remote: n for n, r in params.regions.items()}
+    violations = []
+    for name, stage in expand_stages(dvc, params_document, str(dvc_path)).items():
+        base = (dvc_path.parent / stage.get("wdir", ".")).resolve()
+        touched: dict[str, str] = {}  # region -> first path of it this stage touches
+        for section in ("outs", "metrics", "plots"):
+            for out, options in _entries(stage, section):
+                region = _region_of((base / out).resolve(), stores)
+                remote = options.get("remote")
+                if region is not None:
+                    touched.setdefault(region, out)
+                    expected = params.regions[region].dvc_remote
+                    if remote != expected:
+                        violations.append(Violation(name, out, f"in region {region}'s store but remote is "
+                                                    f"{remote or 'not set'}; expected remote: {expected}"))
+                elif remote in remotes:
+                    violations.append(Violation(name, out, f"declares region {remotes[remote]}'s remote "
+                                                f"{remote} but lies outside that region's store"))
+        for dep, _ in _entries(stage, "deps"):
+            region = _region_of((base / dep).resolve(), stores)
+            if region is not None:
+                touched.setdefault(region, dep)
+        if len(touched) > 1:
+            first, *others = sorted(touched)
+            for other in others:
+                violations.append(Violation(name, touched[other], f"stage touches the stores of regions {first} "
+                                            f"and {other}; a stage must stay inside one region"))
+    return violations

@@ -1,0 +1,229 @@
+"""params.yaml: the single source of every jurisdiction rule and stage setting.
+
+Loading validates everything a stage would otherwise trip over later: unknown keys (typos get a
+suggestion), missing fields, overlapping region stores, zone files that are not GeoJSON. Each
+problem becomes one :class:`PolicyError` line that names the file and the key.
+
+Example:
+    >>> params = load_params("params.yaml")          # doctest: +SKIP
+    >>> params.regions["cn"].redact.min_face_px     # doctest: +SKIP
+    32
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from curation.errors import PolicyError
+from curation.policy.zones import Zones, load_zones
+
+__all__ = ["Params", "RegionPolicy", "load_params"]
+
+RegionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(value: str | Path, info: ValidationInfo) -> Path:
+    """Relative paths in params are relative to the params file's folder."""
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base", Path.cwd())
+    return path if path.is_absolute() else Path(base, path).resolve()
+
+
+class S3Access(Strict):
+    """Where an s3:// store lives and the NAMES of the environment variables holding its keys."""
+
+    endpoint_url: str | None = None
+    key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    region_name: str = "us-east-1"
+
+
+class RedactPolicy(Strict):
+    faces: bool
+    plates: bool
+    min_face_px: int = Field(gt=0)
+    min_plate_px: int = Field(gt=0)
+    method: Literal["blur", "pixelate", "fill"]
+
+
+class ZonePolicy(Strict):
+    file: Path
+    # blank: frames inside are replaced by black frames (frame count and PTS stay, so labels stay
+    # aligned); drop_clip: any frame inside drops the whole clip.
+    action: Literal["blank", "drop_clip"]
+    # With blank: the whole clip is dropped once more than this share of its frames is inside.
+    max_share: Fraction = 1.0
+
+    _resolve_file = field_validator("file", mode="before")(_resolve)
+
+
+class Requirements(Strict):
+    consent: bool
+
+
+class Locale(Strict):
+    """What the region's streets look like (for the simulator and the plate detector's training)."""
+
+    plate_style: Literal["cn", "eu", "us"]
+    sign_style: Literal["cn", "eu", "us"]
+    city: str
+    origin: tuple[float, float]  # (lat, lon) that simulated drives start around
+    timezone: str
+
+
+class RegionPolicy(Strict):
+    """Everything one jurisdiction requires; see REGULATIONS.md for where each default comes from."""
+
+    store: str
+    s3: S3Access | None = None
+    dvc_remote: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    boundary: Path
+    locale: Locale
+    redact: RedactPolicy
+    restricted_zones: ZonePolicy
+    raw_retention_hours: float = Field(ge=0)
+    require: Requirements
+    gps_precision_m: float = Field(gt=0)
+    may_leave_region: list[Literal["metrics", "datasets", "models"]]
+    export_destinations: list[str] = []
+    face_embeddings: bool = False
+    bulk_gps_vehicles: int | None = Field(default=None, gt=0)
+
+    _resolve_boundary = field_validator("boundary", mode="before")(_resolve)
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _resolve_store(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.startswith("s3://"):
+            return value.rstrip("/")
+        if "://" in value:
+            raise ValueError(f"store must be a local path or s3://bucket/prefix, got {value!r}")
+        return str(_resolve(value, info))
+
+    @property
+    def is_s3(self) -> bool:
+        return self.store.startswith("s3://")
+
+    @functools.cached_property
+    def zones(self) -> Zones:
+        return load_zones(self.restricted_zones.file)
+
+    @functools.cached_property
+    def territory(self) -> Zones:
+        return load_zones(self.boundary)
+
+
+class Params(Strict):
+    """The whole params.yaml. Stage sections join here as stages are added."""
+
+    regions: dict[RegionName, RegionPolicy] = Field(min_length=1)
+    source: Path | None = Field(default=None, exclude=True)
+
+    def region(self, name: str) -> RegionPolicy:
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise PolicyError(f"{self.source}: regions: no region {name!r} (known: {', '.join(self.regions)})") from None
+
+
+def _all_field_names(model: type[BaseModel], seen: set | None = None) -> set[str]:
+    seen = set() if seen is None else seen
+    names = set(model.model_fields)
+    for field_info in model.model_fields.values():
+        for candidate in _models_in(field_info.annotation):
+            if candidate not in seen:
+                seen.add(candidate)
+                names |= _all_field_names(candidate, seen)
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]
+
+
+def _explain(error: ValidationError, source: Path) -> str:
+    """First validation error as one line: file, dotted key, what is wrong."""
+    errors = error.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        name = str(first["loc"][-1])
+        close = difflib.get_close_matches(name, sorted(_all_field_names(Params)), n=1)
+        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"]
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{source}: {key}: {message}{more}"
+
+
+def _check_stores_disjoint(params: Params, source: Path) -> None:
+    def contains(outer: str, inner: str) -> bool:
+        return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+    names = sorted(params.regions)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            store_a, store_b = params.regions[a].store, params.regions[b].store
+            if contains(store_a, store_b) or contains(store_b, store_a):
+                raise PolicyError(
+                    f"{source}: regions.{b}.store: {store_b} overlaps regions.{a}.store {store_a}; "
+                    "every region needs a store of its own"
+                )
+            if params.regions[a].dvc_remote == params.regions[b].dvc_remote:
+                raise PolicyError(
+                    f"{source}: regions.{b}.dvc_remote: {params.regions[b].dvc_remote!r} is also "
+                    f"regions.{a}.dvc_remote; every region needs a remote of its own"
+                )
+
+
+def _check_geofences(params: Params) -> None:
+    for name, region in params.regions.items():
+        for key, path, attribute in (
+            ("restricted_zones.file", region.restricted_zones.file, "zones"),
+            ("boundary", region.boundary, "territory"),
+        ):
+            try:
+                getattr(region, attribute)
+            except ValueError as error:
+                raise PolicyError(f"{path}: regions.{name}.{key}: not valid GeoJSON: {error}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem is a one-line :class:`PolicyError`."""
+    source = Path(path)
+    try:
+        document = yaml.safe_load(source.read_text())
+    except FileNotFoundError:
+        raise PolicyError(f"{source}: file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise PolicyError(f"{source}:{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(document, dict):
+        raise PolicyError(f"{source}: (top level): expected a mapping of sections, got {type(document).__name__}")
+    try:
+        params = Params.model_validate({**document, "source": source}, context={"base": source.resolve().parent})
+    except ValidationError as error:
+        raise PolicyError(_explain(error, source)) from None
+    _check_stores_disjoint(params, source)
+    _check_geofences(params)
+    return params

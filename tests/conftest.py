@@ -1,0 +1,3 @@
+import os
+
+os.environ.setdefault("CURATION_ACTOR", "pytest")
