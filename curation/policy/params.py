@@ -128,10 +128,52 @@ class RegionPolicy(Strict):
         return load_zones(self.boundary)
 
 
+class FaultRates(Strict):
+    """Shares of simulated uploads that exercise each ingest path."""
+
+    no_consent: Fraction = 0.0  # of vehicles
+    zone_crossing: Fraction = 0.0  # of events; the rest stay clear of restricted zones
+    wrong_region: Fraction = 0.0
+    truncated: Fraction = 0.0  # of camera files; cut at a random point
+    corrupt: Fraction = 0.0
+    missing_event_json: Fraction = 0.0
+    malformed_event_json: Fraction = 0.0
+    duplicate: Fraction = 0.0  # the same bytes uploaded again under RecentClips
+    sentry: Fraction = 0.0  # parked SentryClips without SEI
+    recent: Fraction = 0.0  # RecentClips without event.json
+    sidecar: Fraction = 0.0  # generic clip + sidecar JSON instead of TeslaCam
+    hard_brake: Fraction = 0.0
+
+
+class SimulateParams(Strict):
+    """The fleet simulator: what a fleet uploader would put in a region's landing zone."""
+
+    seed: int = 0
+    vehicles: int = Field(default=3, ge=1)
+    events: int = Field(default=2, ge=1)  # per vehicle
+    seconds: float = Field(default=4.0, gt=0)
+    width: int = Field(default=1280, ge=64, multiple_of=2)
+    height: int = Field(default=720, ge=64, multiple_of=2)
+    fps: float = Field(default=10.0, gt=0, le=60)
+    cameras: tuple[Literal["front", "back", "left_repeater", "right_repeater", "left_pillar", "right_pillar"], ...] = ("front", "back")
+    pedestrians: int = Field(default=6, ge=0)
+    vehicles_in_scene: int = Field(default=4, ge=0)
+    rates: FaultRates = FaultRates()
+
+
+class IngestParams(Strict):
+    """Ingest: landing zone -> catalog | quarantine."""
+
+    min_truncated_seconds: float = Field(default=1.0, ge=0)  # shorter decodable prefixes are quarantined
+    commit_every: int = Field(default=16, ge=1)  # files per catalog commit; a crash loses at most this much work
+
+
 class Params(Strict):
     """The whole params.yaml. Stage sections join here as stages are added."""
 
     regions: dict[RegionName, RegionPolicy] = Field(min_length=1)
+    simulate: SimulateParams = SimulateParams()
+    ingest: IngestParams = IngestParams()
     source: Path | None = Field(default=None, exclude=True)
 
     def region(self, name: str) -> RegionPolicy:

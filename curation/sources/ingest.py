@@ -1,0 +1,277 @@
+"""Ingest: every file in a region's landing zone ends up cataloged, quarantined or a duplicate.
+
+Per camera file: sha256, container/codec probe, frame count and PTS, SEI telemetry from packets,
+metadata (event.json or sidecar), keyed-hash vehicle pseudonym, consent, region and restricted-zone
+checks on the precise positions, then positions coarsened per policy before anything is stored.
+
+Crash safety: rows are committed in batches in the order frames -> clips -> arrivals, and a run
+starts by deleting clips without an arrival and frames without a clip; arrivals are keyed by
+(source, sha256), so a rerun after a kill at any point converges to the catalog of one clean run.
+
+Example:
+    >>> summary = ingest(RegionStore(params, "cn"), "landing", params.ingest)   # doctest: +SKIP
+    >>> summary["run"]["seen"] == summary["run"]["cataloged"] + ...              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import av
+import numpy as np
+from tqdm import tqdm
+
+from curation.errors import IngestError
+from curation.media.video import probe
+from curation.policy.params import IngestParams, RegionPolicy
+from curation.sources.sei import AUTOPILOT
+from curation.sources.teslacam import Upload, discover, parse_stamp, read_event_json, read_sidecar
+from curation.storage.catalog import Catalog
+from curation.storage.records import Arrival, Clip, Frame, to_table
+from curation.storage.store import RegionStore
+
+__all__ = ["ingest", "coarsen", "pseudonym_key"]
+
+METRES_PER_DEG = 111_320.0
+
+
+def coarsen(lat: np.ndarray, lon: np.ndarray, precision_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Snap positions to a grid of about precision_m (longitude step widened by latitude)."""
+    step = precision_m / METRES_PER_DEG
+    lat_c = np.round(np.asarray(lat) / step) * step
+    lon_step = step / np.maximum(np.cos(np.radians(lat_c)), 1e-6)
+    return lat_c, np.round(np.asarray(lon) / lon_step) * lon_step
+
+
+def pseudonym_key(store: RegionStore) -> bytes:
+    """The region-local secret for vehicle pseudonyms; created once, never leaves the store."""
+    key = "secrets/pseudonym.key"
+    if not store.exists(key):
+        store.write_bytes(key, os.urandom(32))
+        store.audit.append(store.actor, "create_secret", key)
+    return store.read_bytes(key)
+
+
+def _hmac(secret: bytes, value: str) -> str:
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+@dataclass
+class _Batch:
+    frames: list[dict] = field(default_factory=list)
+    clips: list[Clip] = field(default_factory=list)
+    arrivals: list[Arrival] = field(default_factory=list)
+
+    def commit(self, catalog: Catalog) -> None:
+        # Order matters for crash safety: an arrival is the commit marker of its clip and frames.
+        if self.frames:
+            columns = {k: np.concatenate([f[k] for f in self.frames]) for k in self.frames[0]}
+            catalog.table("frames").add(to_table(Frame, columns))
+        if self.clips:
+            catalog.table("clips").add(to_table(Clip, self.clips))
+        if self.arrivals:
+            catalog.table("arrivals").add(to_table(Arrival, self.arrivals))
+        self.frames, self.clips, self.arrivals = [], [], []
+
+
+def _drop_orphans(catalog: Catalog) -> None:
+    """Undo the partial commit of a killed run (rows written before their arrival marker)."""
+    marked = set(catalog.read("arrivals", ["clip_id"], "clip_id IS NOT NULL").column("clip_id").to_pylist())
+    clips = set(catalog.read("clips", ["clip_id"]).column("clip_id").to_pylist())
+    for orphan in sorted(clips - marked):
+        catalog.table("clips").delete(f"clip_id = '{orphan}'")
+    frame_clips = set(catalog.read("frames", ["clip_id"]).column("clip_id").unique().to_pylist())
+    for orphan in sorted(frame_clips - (clips & marked)):
+        catalog.table("frames").delete(f"clip_id = '{orphan}'")
+
+
+class _Ingest:
+    def __init__(self, store: RegionStore, landing: str, config: IngestParams):
+        self.store, self.landing, self.config = store, landing, config
+        self.policy: RegionPolicy = store.policy
+        self.secret = pseudonym_key(store)
+        self._consent: dict[str, bool] = {}
+
+    # ---- metadata ----------------------------------------------------------------------------
+    def consent(self, upload: Upload, sidecar: dict | None) -> bool:
+        if sidecar is not None and "consent" in sidecar:
+            return bool(sidecar["consent"])
+        if upload.vehicle_id not in self._consent:
+            key = f"{self.landing}/{upload.vehicle_id}/consent.json"
+            try:
+                document = json.loads(self.store.read_bytes(key)) if self.store.exists(key) else {}
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                document = {}
+            self._consent[upload.vehicle_id] = document.get("exterior_recording_consent") is True
+        return self._consent[upload.vehicle_id]
+
+    def groundtruth(self, upload: Upload) -> str | None:
+        folder = upload.key.rsplit("/", 1)[0]
+        stem = upload.key.rsplit("/", 1)[1].rsplit("-", 1)[0] if upload.layout in ("recent", "sidecar") else None
+        candidate = f"{folder}/groundtruth.jsonl" if stem is None else f"{folder}/{stem}-groundtruth.jsonl"
+        return candidate if self.store.exists(candidate) else None
+
+    # ---- one file ----------------------------------------------------------------------------
+    def clip(self, upload: Upload, data: bytes, sha: str) -> tuple[Clip, dict]:
+        event = sidecar = None
+        if upload.layout in ("saved", "sentry"):
+            event = read_event_json(self.store, upload.metadata_key)
+        elif upload.layout == "sidecar":
+            sidecar = read_sidecar(self.store, upload.metadata_key)
+            if sidecar["region"] != self.store.region:
+                raise IngestError("wrong_region", f"sidecar says region {sidecar['region']!r}, uploaded to {self.store.region!r}")
+        consent = self.consent(upload, sidecar)
+        if self.policy.require.consent and not consent:
+            raise IngestError("no_consent", f"vehicle has no exterior recording consent; region {self.store.region} requires it")
+        try:
+            info = probe(data)
+        except av.error.FFmpegError as error:
+            raise IngestError("undecodable", f"cannot open as video ({error})") from None
+        if info.codec != "h264":
+            raise IngestError("unsupported_codec", f"codec {info.codec}, expected h264")
+        keep, truncated = info.frames, False
+        if info.error or not info.complete or info.decodable < info.frames:
+            if info.complete and info.decodable < info.frames or not info.decodable:
+                raise IngestError("undecodable", f"{info.decodable} of {info.frames} frames decode ({info.error})")
+            keep, truncated = info.decodable, True
+            if keep / info.fps < self.config.min_truncated_seconds:
+                raise IngestError("truncated", f"decodable prefix {keep / info.fps:.2f} s < {self.config.min_truncated_seconds} s")
+        seconds = info.seconds[:keep]
+        lat, lon, telemetry = self.positions(upload, info.telemetry[:keep], seconds, event, sidecar)
+        fixes = ~np.isnan(lat)
+        if not fixes.any():
+            raise IngestError("no_position", "no SEI, event.json or sidecar position: cannot check the region")
+        outside = ~self.policy.territory.contains(lat[fixes], lon[fixes])
+        if outside.any():
+            raise IngestError("wrong_region", f"{int(outside.sum())} of {int(fixes.sum())} positions outside region {self.store.region}")
+        zones = self.policy.zones.zones_at(lat, lon)
+        lat_c, lon_c = coarsen(lat, lon, self.policy.gps_precision_m)
+        start = sidecar["start_time"] if sidecar else parse_stamp(_file_stamp(upload), self.policy.locale.timezone)
+        times = [start + timedelta(seconds=float(s)) for s in seconds]
+        vehicle = _hmac(self.secret, upload.vehicle_id)
+        event_stamp = upload.stamp if upload.layout != "sidecar" else upload.stamp.rsplit("-", 1)[0]
+        clip = Clip(
+            clip_id=sha, event_id=_hmac(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}"), vehicle=vehicle,
+            camera=upload.camera, layout=upload.layout, start_time=start, duration_s=round(keep / info.fps, 4), fps=info.fps,
+            frames=keep, width=info.width, height=info.height, codec=info.codec, size_bytes=len(data), sha256=sha,
+            source_uri=upload.key,
+            trigger=str(event["reason"]) if event else (sidecar["trigger"] if sidecar else "recent_clips"),
+            consent=consent, truncated=truncated, has_sei=any(t is not None for t in info.telemetry[:keep]),
+            zone_frames=int((zones != None).sum()), groundtruth_uri=self.groundtruth(upload), status="cataloged",  # noqa: E711
+        )
+        frames = {
+            "clip_id": np.full(keep, sha, dtype=object), "index": np.arange(keep), "pts": info.pts[:keep],
+            "time": times, "lat": np.where(fixes, lat_c, np.nan), "lon": np.where(fixes, lon_c, np.nan),
+            **telemetry, "zone": zones,
+        }
+        frames["lat"] = [None if math.isnan(v) else float(v) for v in frames["lat"]]
+        frames["lon"] = [None if math.isnan(v) else float(v) for v in frames["lon"]]
+        return clip, frames
+
+    def positions(self, upload: Upload, telemetry: list, seconds: np.ndarray, event: dict | None, sidecar: dict | None):
+        n = len(seconds)
+        lat, lon = np.full(n, np.nan), np.full(n, np.nan)
+        columns = {"speed_mps": [None] * n, "heading_deg": [None] * n, "brake": [None] * n, "autopilot": [None] * n}
+        if any(t is not None for t in telemetry):
+            for i, t in enumerate(telemetry):
+                if t is None:
+                    continue
+                if (t.latitude_deg, t.longitude_deg) != (0.0, 0.0):  # (0, 0) means no fix
+                    lat[i], lon[i] = t.latitude_deg, t.longitude_deg
+                columns["speed_mps"][i], columns["heading_deg"][i] = t.vehicle_speed_mps, t.heading_deg
+                columns["brake"][i] = t.brake_applied
+                columns["autopilot"][i] = AUTOPILOT[t.autopilot_state] if t.autopilot_state < len(AUTOPILOT) else str(t.autopilot_state)
+        elif sidecar and sidecar.get("track"):
+            track = sidecar["track"]
+            ts = np.array([p["t"] for p in track])
+            lat, lon = np.interp(seconds, ts, [p["lat"] for p in track]), np.interp(seconds, ts, [p["lon"] for p in track])
+            if all("speed_mps" in p for p in track):
+                columns["speed_mps"] = np.interp(seconds, ts, [p["speed_mps"] for p in track]).tolist()
+        elif event:
+            lat[:], lon[:] = event["est_lat"], event["est_lon"]
+        return lat, lon, columns
+
+
+def _file_stamp(upload: Upload) -> str:
+    return upload.key.rsplit("/", 1)[1][:19]
+
+
+def _quarantine(store: RegionStore, key: str, data: bytes, sha: str, reason: str, detail: str) -> None:
+    folder = f"quarantine/{reason}/{sha}"
+    store.write_bytes(f"{folder}/{key.rsplit('/', 1)[1]}", data)
+    store.write_text(f"{folder}/reason.json", json.dumps({"reason": reason, "detail": detail, "source_uri": key, "sha256": sha,
+                                                           "time": datetime.now(timezone.utc).isoformat()}, indent=1))
+
+
+def ingest(store: RegionStore, landing: str, config: IngestParams, progress: bool = True) -> dict:
+    """Bring every new file under ``landing`` into the catalog or quarantine; returns the summary."""
+    catalog = Catalog(store)
+    _drop_orphans(catalog)
+    seen = catalog.read("arrivals", ["source_uri", "sha256"])
+    known = set(zip(seen.column("source_uri").to_pylist(), seen.column("sha256").to_pylist()))
+    first_of = {}
+    for uri, sha in sorted(known):
+        first_of.setdefault(sha, uri)
+    uploads, strays = discover(store, landing)
+    worker = _Ingest(store, landing, config)
+    batch, run = _Batch(), Counter()
+    items = [(u.key, u) for u in uploads] + [(k, None) for k in strays]
+    for key, upload in tqdm(sorted(items, key=lambda item: item[0]), desc=f"ingest {store.region}", unit="file", disable=not progress):
+        data = store.read_bytes(key)
+        sha = hashlib.sha256(data).hexdigest()
+        if (key, sha) in known:
+            run["already_ingested"] += 1
+            continue
+        known.add((key, sha))
+        if sha in first_of:
+            batch.arrivals.append(Arrival(key, sha, len(data), "duplicate", None, None, None, first_of[sha]))
+            store.audit.append(store.actor, "ingest_duplicate", key, sha, duplicate_of=first_of[sha])
+            run["duplicates"] += 1
+        else:
+            first_of[sha] = key
+            try:
+                if upload is None:
+                    raise IngestError("unrecognized_file", "not a TeslaCam camera file, sidecar pair or known companion")
+                clip, frames = worker.clip(upload, data, sha)
+            except IngestError as error:
+                _quarantine(store, key, data, sha, error.reason, str(error))
+                batch.arrivals.append(Arrival(key, sha, len(data), "quarantined", error.reason, str(error), None, None))
+                store.audit.append(store.actor, "quarantine", key, sha, reason=error.reason)
+                run["quarantined"] += 1
+                run[f"quarantined:{error.reason}"] += 1
+            else:
+                batch.frames.append(frames)
+                batch.clips.append(clip)
+                batch.arrivals.append(Arrival(key, sha, len(data), "cataloged", None, None, sha, None))
+                store.audit.append(store.actor, "ingest", key, sha, clip_id=sha, frames=clip.frames, truncated=clip.truncated)
+                run["cataloged"] += 1
+        if len(batch.arrivals) >= config.commit_every:
+            batch.commit(catalog)
+    batch.commit(catalog)
+    return summarize(catalog, store.region, run, len(items))
+
+
+def summarize(catalog: Catalog, region: str, run: Counter | None = None, seen: int | None = None) -> dict:
+    """Totals over the whole catalog (and this run's counts when given)."""
+    arrivals = catalog.read("arrivals", ["outcome", "reason"])
+    outcomes = Counter(arrivals.column("outcome").to_pylist())
+    reasons = Counter(r for o, r in zip(arrivals.column("outcome").to_pylist(), arrivals.column("reason").to_pylist()) if o == "quarantined")
+    clips = catalog.read("clips", ["duration_s", "truncated", "frames"])
+    totals = {
+        "arrived": arrivals.num_rows, "cataloged": outcomes["cataloged"], "quarantined": outcomes["quarantined"],
+        "duplicates": outcomes["duplicate"], "quarantined_by_reason": dict(sorted(reasons.items())),
+        "truncated_kept": int(sum(clips.column("truncated").to_pylist())), "frames": int(sum(clips.column("frames").to_pylist())),
+        "hours": round(sum(clips.column("duration_s").to_pylist()) / 3600, 4),
+    }
+    summary = {"region": region, "totals": totals}
+    if run is not None:
+        summary["run"] = {"seen": seen, "cataloged": run["cataloged"], "quarantined": run["quarantined"],
+                          "duplicates": run["duplicates"], "already_ingested": run["already_ingested"]}
+    return summary

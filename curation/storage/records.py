@@ -1,0 +1,108 @@
+"""The catalog's records: one dataclass per concept, and the Arrow schema derived from it.
+
+A record type is the single definition of a table's columns: LanceDB tables are created from
+:func:`schema_of`, rows are built from the dataclass (or, for per-frame tables, column arrays
+validated against the same schema).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+__all__ = ["Clip", "Frame", "Arrival", "schema_of", "to_table"]
+
+_ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One camera file that passed ingest."""
+
+    clip_id: str  # = sha256 of the file's bytes: content addressed, so re-ingest is idempotent
+    event_id: str
+    vehicle: str  # keyed-hash pseudonym; the VIN never enters the catalog
+    camera: str
+    layout: str  # saved | sentry | recent | sidecar
+    start_time: datetime
+    duration_s: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    codec: str
+    size_bytes: int
+    sha256: str
+    source_uri: str  # key in the region's store (raw zone)
+    trigger: str
+    consent: bool
+    truncated: bool
+    has_sei: bool
+    zone_frames: int  # frames whose precise position lies in a restricted zone
+    groundtruth_uri: str | None
+    status: str  # cataloged
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a clip: timing and telemetry, positions coarsened per policy."""
+
+    clip_id: str
+    index: int
+    pts: int
+    time: datetime
+    lat: float | None
+    lon: float | None
+    speed_mps: float | None
+    heading_deg: float | None
+    brake: bool | None
+    autopilot: str | None
+    zone: str | None  # restricted zone id at the precise position, decided before coarsening
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Every file that reached the landing zone, and where it ended up (nothing is lost)."""
+
+    source_uri: str
+    sha256: str
+    size_bytes: int
+    outcome: str  # cataloged | quarantined | duplicate
+    reason: str | None  # machine-readable quarantine reason
+    detail: str | None
+    clip_id: str | None
+    duplicate_of: str | None  # source_uri of the first arrival with the same bytes
+
+
+def _arrow_type(annotation) -> tuple[pa.DataType, bool]:
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"datetime": datetime})  # noqa: S307  (our own annotations only)
+    args = typing.get_args(annotation)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return _ARROW[inner[0]], True
+    return _ARROW[annotation], False
+
+
+def schema_of(record: type) -> pa.Schema:
+    fields = []
+    for field in dataclasses.fields(record):
+        kind, nullable = _arrow_type(field.type)
+        fields.append(pa.field(field.name, kind, nullable=nullable))
+    return pa.schema(fields)
+
+
+def to_table(record: type, rows: list | dict) -> pa.Table:
+    """Rows (dataclass instances) or columns (name -> sequence) as an Arrow table of the record's schema."""
+    schema = schema_of(record)
+    if isinstance(rows, dict):
+        missing = set(schema.names) - set(rows)
+        if missing:
+            raise ValueError(f"{record.__name__} columns missing: {sorted(missing)}")
+        return pa.table({name: rows[name] for name in schema.names}, schema=schema)
+    return pa.Table.from_pylist([dataclasses.asdict(row) for row in rows], schema=schema)
