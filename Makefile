@@ -10,6 +10,8 @@ export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.ultralytics
 export DVC_NO_ANALYTICS := 1
 export LANCEDB_LOG := error
+# Stage commands in dvc.yaml say `python`: make it the project's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup run test check clean
 setup: $(STAMP)

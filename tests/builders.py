@@ -35,3 +35,21 @@ def make_params(tmp_path: Path, document: dict | None = None, regions=("cn", "eu
 def make_store(tmp_path: Path, region: str = "cn", actor: str = "test") -> RegionStore:
     params = load_params(make_params(tmp_path)) if not (tmp_path / "params.yaml").exists() else load_params(tmp_path / "params.yaml")
     return RegionStore(params, region, actor=actor)
+
+
+def make_fleet(tmp_path: Path, region: str = "cn", out: Path | None = None, **overrides) -> tuple[Path, dict]:
+    """A small simulated upload (tiny frames, short clips) written to the region's landing zone."""
+    from curation.sources.simulator import simulate_fleet
+
+    params = load_params(tmp_path / "params.yaml") if (tmp_path / "params.yaml").exists() else load_params(make_params(tmp_path))
+    rates = overrides.pop("rates", {})
+    config = params.simulate.model_validate({**params.simulate.model_dump(), "vehicles": 2, "events": 2, "seconds": 2.0,
+                                             "width": 320, "height": 180, "fps": 10, "rates": rates, **overrides})
+    out = out or Path(params.regions[region].store) / "landing"
+    return out, simulate_fleet(out, params, region, config, progress=False)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -42,7 +42,10 @@ class VideoWriter:
         stream.codec_context.time_base = 1 / self._rate
         # A fixed thread count keeps the bytes identical across machines with more cores.
         stream.options = {"preset": preset, "crf": str(crf), "g": str(max(1, round(fps * gop_seconds))),
-                          "threads": str(threads), "bframes": "0"}
+                          "threads": str(threads), "bframes": "0",
+                          # x264's macroblock-tree rate control gave different bytes for the same frames
+                          # from run to run (measured here); without it the output is reproducible.
+                          "x264-params": "mbtree=0"}
         self._stream, self._sei, self._count = stream, {}, 0
 
     def write(self, frame: np.ndarray, sei: bytes | None = None, pts: int | None = None) -> None:

@@ -112,11 +112,27 @@ class _Ingest:
             self._consent[upload.vehicle_id] = document.get("exterior_recording_consent") is True
         return self._consent[upload.vehicle_id]
 
-    def groundtruth(self, upload: Upload) -> str | None:
+    def masked(self, key: str) -> str:
+        """A landing key with the vehicle folder (a VIN) replaced by its pseudonym."""
+        relative = key.removeprefix(self.landing + "/")
+        vehicle, _, rest = relative.partition("/")
+        return f"{self.landing}/{_hmac(self.secret, vehicle)}/{rest}" if rest else key
+
+    def mask_text(self, text: str, key: str) -> str:
+        """Replace the VIN of a landing key wherever it appears in a message."""
+        vehicle = key.removeprefix(self.landing + "/").partition("/")[0]
+        return text.replace(vehicle, _hmac(self.secret, vehicle)) if vehicle else text
+
+    def groundtruth(self, upload: Upload, event_id: str) -> str | None:
+        """Copy the simulator's ground truth into the raw zone under the event's pseudonymous id."""
         folder = upload.key.rsplit("/", 1)[0]
         stem = upload.key.rsplit("/", 1)[1].rsplit("-", 1)[0] if upload.layout in ("recent", "sidecar") else None
         candidate = f"{folder}/groundtruth.jsonl" if stem is None else f"{folder}/{stem}-groundtruth.jsonl"
-        return candidate if self.store.exists(candidate) else None
+        if not self.store.exists(candidate):
+            return None
+        target = f"raw/groundtruth/{event_id}.jsonl"
+        self.store.link(candidate, target)
+        return target
 
     # ---- one file ----------------------------------------------------------------------------
     def clip(self, upload: Upload, data: bytes, sha: str) -> tuple[Clip, dict]:
@@ -157,14 +173,18 @@ class _Ingest:
         times = [start + timedelta(seconds=float(s)) for s in seconds]
         vehicle = _hmac(self.secret, upload.vehicle_id)
         event_stamp = upload.stamp if upload.layout != "sidecar" else upload.stamp.rsplit("-", 1)[0]
+        event_id = _hmac(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}")
+        # The raw zone names files by content: no VIN in any path the catalog points to.
+        raw = f"raw/{sha[:2]}/{sha}.mp4"
+        self.store.link(upload.key, raw)
         clip = Clip(
-            clip_id=sha, event_id=_hmac(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}"), vehicle=vehicle,
+            clip_id=sha, event_id=event_id, vehicle=vehicle,
             camera=upload.camera, layout=upload.layout, start_time=start, duration_s=round(keep / info.fps, 4), fps=info.fps,
             frames=keep, width=info.width, height=info.height, codec=info.codec, size_bytes=len(data), sha256=sha,
-            source_uri=upload.key,
+            source_uri=raw,
             trigger=str(event["reason"]) if event else (sidecar["trigger"] if sidecar else "recent_clips"),
             consent=consent, truncated=truncated, has_sei=any(t is not None for t in info.telemetry[:keep]),
-            zone_frames=int((zones != None).sum()), groundtruth_uri=self.groundtruth(upload), status="cataloged",  # noqa: E711
+            zone_frames=int((zones != None).sum()), groundtruth_uri=self.groundtruth(upload, event_id), status="cataloged",  # noqa: E711
         )
         frames = {
             "clip_id": np.full(keep, sha, dtype=object), "index": np.arange(keep), "pts": info.pts[:keep],
@@ -211,7 +231,11 @@ def _quarantine(store: RegionStore, key: str, data: bytes, sha: str, reason: str
 
 
 def ingest(store: RegionStore, landing: str, config: IngestParams, progress: bool = True) -> dict:
-    """Bring every new file under ``landing`` into the catalog or quarantine; returns the summary."""
+    """Bring every new file under ``landing`` into the catalog or quarantine; returns the summary.
+
+    Catalog, audit log and quarantine name files by their landing path with the vehicle folder
+    replaced by its pseudonym; accepted bytes get a content-addressed name in ``raw/``.
+    """
     catalog = Catalog(store)
     _drop_orphans(catalog)
     seen = catalog.read("arrivals", ["source_uri", "sha256"])
@@ -223,9 +247,10 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
     worker = _Ingest(store, landing, config)
     batch, run = _Batch(), Counter()
     items = [(u.key, u) for u in uploads] + [(k, None) for k in strays]
-    for key, upload in tqdm(sorted(items, key=lambda item: item[0]), desc=f"ingest {store.region}", unit="file", disable=not progress):
-        data = store.read_bytes(key)
+    for landing_key, upload in tqdm(sorted(items, key=lambda item: item[0]), desc=f"ingest {store.region}", unit="file", disable=not progress):
+        data = store.read_bytes(landing_key)
         sha = hashlib.sha256(data).hexdigest()
+        key = worker.masked(landing_key)
         if (key, sha) in known:
             run["already_ingested"] += 1
             continue
@@ -241,8 +266,9 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
                     raise IngestError("unrecognized_file", "not a TeslaCam camera file, sidecar pair or known companion")
                 clip, frames = worker.clip(upload, data, sha)
             except IngestError as error:
-                _quarantine(store, key, data, sha, error.reason, str(error))
-                batch.arrivals.append(Arrival(key, sha, len(data), "quarantined", error.reason, str(error), None, None))
+                detail = worker.mask_text(str(error), landing_key)
+                _quarantine(store, key, data, sha, error.reason, detail)
+                batch.arrivals.append(Arrival(key, sha, len(data), "quarantined", error.reason, detail, None, None))
                 store.audit.append(store.actor, "quarantine", key, sha, reason=error.reason)
                 run["quarantined"] += 1
                 run[f"quarantined:{error.reason}"] += 1

@@ -32,7 +32,7 @@ LIGHT_CYCLE = {"green": 6.0, "yellow": 1.5, "red": 5.0}
 class Camera:
     width: int = 1280
     height: int = 720
-    hfov_deg: float = 75.0
+    hfov_deg: float = 60.0
     mount_m: float = 1.4
     horizon: float = 0.42  # share of the height where the horizon sits
 
@@ -146,15 +146,18 @@ class Scene:
                                 size, sprite, {"plate": text, "type": "truck" if truck else "car"},
                                 vz=float(rng.uniform(-2, 4)) * direction, plate_box=plate_box))
         for _ in range(pedestrians):
-            # Faces are only large when people are near the camera's axis: crossings and kerbs.
-            crossing = rng.random() < 0.45
-            side = -1 if rng.random() < 0.35 else 1
-            x = float(rng.uniform(-3, 3)) if crossing else (left_edge - rng.uniform(0.3, 3) if side < 0 else right_edge + rng.uniform(0.3, 3))
+            # Face heights log-uniform over 10-160 px at mid-drive (SIMULATOR.md): people stand
+            # near the camera's axis, where a real camera sees large faces (crossings, kerbs).
+            face_px = float(np.exp(rng.uniform(np.log(10), np.log(160))))
+            z_mid = camera.focal * FACE_HEIGHT_M / face_px
+            reach = 0.8 * z_mid * (camera.width / 2) / camera.focal
+            x = float(rng.uniform(-reach, reach))
             skin = tuple(int(c) for c in rng.integers(90, 230, 3))
             sprite = pedestrian_sprite(tuple(int(c) for c in rng.integers(0, 255, 3)), tuple(int(c) for c in rng.integers(0, 120, 3)), skin)
             facing = faces is not None and rng.random() < 0.85
-            actors.append(Actor("pedestrian", next(track), x, float(rng.uniform(2.5, route_m + 30)), 0.0, (0.55, 1.75), sprite,
-                                {"facing_camera": bool(facing)}, vx=float(rng.uniform(-1.3, 1.3)) if crossing else 0.0,
+            meet = route_m * float(rng.uniform(0.1, 0.9))  # where along the drive that face size is reached
+            actors.append(Actor("pedestrian", next(track), x, z_mid + direction * meet,
+                                0.0, (0.55, 1.75), sprite, {"facing_camera": bool(facing)}, vx=float(rng.uniform(-0.8, 0.8)),
                                 face=int(rng.integers(0, len(faces[0]))) if facing else None,
                                 face_track=next(track) if facing else None))
         for zw in np.arange(rng.uniform(15, 40), span, rng.uniform(35, 60)):

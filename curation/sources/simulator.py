@@ -119,7 +119,7 @@ def _zone_entry(rng, policy: RegionPolicy, length_m: float) -> tuple[tuple[float
     edge = boundary.interpolate(float(rng.uniform(0, 1)), normalized=True)
     centre = zone.centroid
     heading = math.degrees(math.atan2((centre.x - edge.x) * math.cos(math.radians(edge.y)), centre.y - edge.y))
-    outside = length_m * float(rng.uniform(0.3, 0.7))
+    outside = max(length_m, 1.0) * float(rng.uniform(0.3, 0.7))
     start = _offset(edge.y, edge.x, -outside * math.cos(math.radians(heading)), -outside * math.sin(math.radians(heading)))
     return start, heading
 
@@ -154,6 +154,12 @@ def _damage(path: Path, rng, kind: str) -> None:
         path.write_bytes(bytes(rng.integers(0, 256, 2048, dtype=np.uint8)) + data[2048:])
 
 
+def _quota(rng: np.random.Generator, n: int, rate: float, exclude: set[int] = frozenset()) -> set[int]:
+    """round(rate * n) distinct indices (not in exclude): small fleets still get every fault."""
+    candidates = [i for i in rng.permutation(n).tolist() if i not in exclude]
+    return set(candidates[: int(round(rate * n))])
+
+
 def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParams | None = None, progress: bool = True) -> dict:
     """Write a simulated fleet upload for one region into ``out``; returns what was injected."""
     policy = params.region(region)
@@ -170,10 +176,22 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
     out.mkdir(parents=True, exist_ok=True)
     total = config.vehicles * config.events
     bar = tqdm(total=total, desc=f"simulate {region}", unit="event", disable=not progress)
+    no_consent = _quota(root, config.vehicles, rates.no_consent)
+    order = root.permutation(total)
+    counts = [int(round(r * total)) for r in (rates.sidecar, rates.sentry, rates.recent)]
+    layouts = {}
+    for index, layout in zip(order, ["sidecar"] * counts[0] + ["sentry"] * counts[1] + ["recent"] * counts[2]):
+        layouts[int(index)] = layout
+    faults = {name: _quota(root, total, getattr(rates, name)) for name in
+              ("wrong_region", "missing_event_json", "malformed_event_json", "duplicate", "hard_brake")}
+    # Zone crossings need a drive inside the region, and a parked car crosses nothing.
+    parked = {i for i, layout in layouts.items() if layout == "sentry"}
+    faults["zone_crossing"] = _quota(root, total, rates.zone_crossing, faults["wrong_region"] | parked)
+    damaged = {name: _quota(root, total * len(config.cameras), getattr(rates, name)) for name in ("truncated", "corrupt")}
     for v in range(config.vehicles):
         vrng = np.random.default_rng([config.seed, sum(map(ord, region)), v])
         vin = _vin(style, vrng)
-        consent = not (vrng.random() < rates.no_consent)
+        consent = v not in no_consent
         manifest["vehicles"][vin] = {"consent": consent}
         (out / vin).mkdir(exist_ok=True)
         (out / vin / "consent.json").write_text(json.dumps({"vin": vin, "exterior_recording_consent": consent,
@@ -183,11 +201,13 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
             rng = np.random.default_rng([config.seed, sum(map(ord, region)), v, e])
             local = day + timedelta(minutes=int(e * 37 + rng.integers(0, 30)), seconds=int(rng.integers(0, 60)))
             stamp = local.strftime("%Y-%m-%d_%H-%M-%S")
-            layout = "sidecar" if rng.random() < rates.sidecar else "sentry" if rng.random() < rates.sentry else \
-                "recent" if rng.random() < rates.recent else "saved"
-            scenario = "sentry" if layout == "sentry" else "hard_brake" if rng.random() < rates.hard_brake else str(rng.choice(["urban", "cruise"]))
-            length = (22.0 if scenario == "cruise" else 12.0) * config.seconds
-            fault = {"zone": rng.random() < rates.zone_crossing, "wrong_region": rng.random() < rates.wrong_region}
+            index = v * config.events + e
+            layout = layouts.get(index, "saved")
+            scenario = "sentry" if layout == "sentry" else "hard_brake" if index in faults["hard_brake"] else str(rng.choice(["urban", "cruise"]))
+            drive_seed = int(rng.integers(2**31))
+            # The speed profile fixes how far the car goes; the start is placed knowing that.
+            length = float(_drive(np.random.default_rng(drive_seed), config, (0.0, 0.0), 0.0, 0.0, scenario).distance[-1])
+            fault = {"zone": index in faults["zone_crossing"], "wrong_region": index in faults["wrong_region"]}
             curvature = float(rng.uniform(-1e-3, 1e-3))
             if fault["wrong_region"]:
                 fault["zone"] = False
@@ -198,7 +218,7 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
             else:
                 fault["zone"] = False
                 start, heading = _clear_start(rng, policy, length)
-            drive = _drive(rng, config, start, heading, curvature, scenario)
+            drive = _drive(np.random.default_rng(drive_seed), config, start, heading, curvature, scenario)
             if layout == "sidecar":
                 folder = out / vin / "clips"
             elif layout == "recent":
@@ -217,7 +237,8 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
                 path = folder / f"{stamp}-{name}.mp4"
                 for frame in _write_camera(path, scene, drive, config, with_sei=layout in ("saved", "recent"), seq0=seq0):
                     truth_lines.append(json.dumps({"camera": name, **frame}, separators=(",", ":")))
-                damage = "truncated" if rng.random() < rates.truncated else "corrupt" if rng.random() < rates.corrupt else None
+                file_index = index * len(config.cameras) + c
+                damage = "truncated" if file_index in damaged["truncated"] else "corrupt" if file_index in damaged["corrupt"] else None
                 if damage:
                     _damage(path, rng, damage)
                 event["cameras"][name] = {"file": str(path.relative_to(out)), "damage": damage}
@@ -227,9 +248,9 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
                 document = {"timestamp": local.strftime("%Y-%m-%dT%H:%M:%S"), "city": policy.locale.city,
                             "est_lat": f"{drive.lat[0]:.4f}", "est_lon": f"{drive.lon[0]:.4f}",
                             "reason": "sentry_aware_object_detection" if layout == "sentry" else str(rng.choice(REASONS)), "camera": "0"}
-                if rng.random() < rates.missing_event_json:
+                if index in faults["missing_event_json"]:
                     event["event_json"] = "missing"
-                elif rng.random() < rates.malformed_event_json:
+                elif index in faults["malformed_event_json"]:
                     event["event_json"] = "malformed"
                     text = json.dumps(document)
                     (folder / "event.json").write_text(text[: len(text) // 2] if rng.random() < 0.5 else text.replace(document["est_lat"], "north"))
@@ -244,7 +265,7 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
                                "track": [{"t": round(i / config.fps, 3), "lat": round(float(drive.lat[i]), 7), "lon": round(float(drive.lon[i]), 7),
                                           "speed_mps": round(float(drive.speed[i]), 2)} for i in range(0, len(drive.speed), step)]}
                     (folder / f"{stamp}-{name}.json").write_text(json.dumps(sidecar, indent=1))
-            if layout == "saved" and rng.random() < rates.duplicate:
+            if layout == "saved" and index in faults["duplicate"]:
                 again = out / vin / "TeslaCam" / "RecentClips" / local.strftime("%Y-%m-%d")
                 again.mkdir(parents=True, exist_ok=True)
                 first = next(iter(event["cameras"].values()))["file"]

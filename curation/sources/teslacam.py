@@ -34,6 +34,7 @@ STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 CAMERA_FILE = re.compile(rf"^({STAMP})-({'|'.join(CAMERAS)})\.mp4$")
 COMPANIONS = re.compile(rf"^(event\.json|thumb\.png|consent\.json|groundtruth\.jsonl|{STAMP}-groundtruth\.jsonl)$")
 SIDECAR_SCHEMA = json.loads((Path(__file__).parent / "sidecar.schema.json").read_text())
+_VALIDATOR = jsonschema.Draft202012Validator(SIDECAR_SCHEMA, format_checker=jsonschema.FormatChecker())
 EVENT_FIELDS = ("timestamp", "est_lat", "est_lon", "reason")
 
 
@@ -126,13 +127,14 @@ def read_sidecar(store, key: str) -> dict:
     """A generic sidecar validated against SIDECAR_SCHEMA; raises IngestError."""
     try:
         document = json.loads(store.read_bytes(key))
-        jsonschema.validate(document, SIDECAR_SCHEMA, format_checker=jsonschema.FormatChecker())
-        document["start_time"] = datetime.fromisoformat(document["start_time"].replace("Z", "+00:00"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise IngestError("malformed_metadata", f"{key}: not JSON ({error})") from None
-    except jsonschema.ValidationError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise IngestError("malformed_metadata", f"{key}: {where}: {error.message}") from None
+    errors = sorted(_VALIDATOR.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        problems = "; ".join(f"{'/'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}" for e in errors)
+        raise IngestError("malformed_metadata", f"{key}: {problems}")
+    try:
+        document["start_time"] = datetime.fromisoformat(document["start_time"].replace("Z", "+00:00"))
     except ValueError as error:
         raise IngestError("malformed_metadata", f"{key}: start_time: {error}") from None
     return document

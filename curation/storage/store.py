@@ -206,6 +206,20 @@ class RegionStore:
         self.fs.copy(source, destination, recursive=self.fs.isdir(source))
         self.audit.append(self.actor, "copy", src, None, to=dst)
 
+    def link(self, src: str, dst: str) -> None:
+        """Give a file a second name in this region (a hard link when local: no bytes copied)."""
+        source, destination = self.path(src, "copy"), self.path(dst, "write")
+        if self.fs.exists(destination):
+            return
+        self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+        if self.local:
+            try:
+                os.link(source, destination)
+                return
+            except OSError:  # another filesystem, or links not allowed
+                pass
+        self.fs.copy(source, destination)
+
     def move(self, src: str, dst: str, to: RegionStore | None = None) -> None:
         """Move within this region; a destination in another region's store is refused."""
         source = self.path(src, "move")
