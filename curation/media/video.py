@@ -162,6 +162,7 @@ def _count_decodable(name, extradata, packets, stream) -> tuple[int, str | None]
     """Frames decoded before the first error, decoding packets in file order."""
     context = av.CodecContext.create(name, "r")
     context.extradata = extradata
+    context.thread_type = "SLICE"  # frame threading would report a damaged packet frames later
     count = 0
     try:
         for pts, keyframe, payload in packets:

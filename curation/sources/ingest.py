@@ -281,7 +281,10 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
         if len(batch.arrivals) >= config.commit_every:
             batch.commit(catalog)
     batch.commit(catalog)
-    return summarize(catalog, store.region, run, len(items))
+    summary = summarize(catalog, store.region, run, len(items))
+    # Always present (a DVC out even when nothing was quarantined); what the folders below hold.
+    store.write_text("quarantine/summary.json", json.dumps(summary["totals"]["quarantined_by_reason"], indent=1, sort_keys=True))
+    return summary
 
 
 def summarize(catalog: Catalog, region: str, run: Counter | None = None, seen: int | None = None) -> dict:
