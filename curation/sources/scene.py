@@ -118,7 +118,7 @@ class Scene:
     @classmethod
     def random(cls, rng: np.random.Generator, camera: Camera, style: str, faces, direction: int = 1,
                conditions: Conditions | None = None, route_m: float = 100.0, curvature: float | None = None,
-               pedestrians: int = 5, vehicles: int = 4) -> "Scene":
+               pedestrians: int = 5, vehicles: int = 4, max_face_px: float = 160.0) -> "Scene":
         conditions = conditions or Conditions.random(rng)
         curvature = float(rng.uniform(-1.2e-3, 1.2e-3)) if curvature is None else curvature
         n_lanes = int(rng.integers(2, 5))
@@ -148,7 +148,7 @@ class Scene:
         for _ in range(pedestrians):
             # Face heights log-uniform over 10-160 px at mid-drive (SIMULATOR.md): people stand
             # near the camera's axis, where a real camera sees large faces (crossings, kerbs).
-            face_px = float(np.exp(rng.uniform(np.log(10), np.log(160))))
+            face_px = float(np.exp(rng.uniform(np.log(10), np.log(max(max_face_px, 11.0)))))
             z_mid = camera.focal * FACE_HEIGHT_M / face_px
             reach = 0.8 * z_mid * (camera.width / 2) / camera.focal
             x = float(rng.uniform(-reach, reach))

@@ -233,7 +233,9 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
             for c, name in enumerate(config.cameras):
                 scene = Scene.random(np.random.default_rng([config.seed, v, e, c, 7]), camera, style, faces,
                                      direction=-1 if name == "back" else 1, route_m=float(drive.distance[-1]) + 5,
-                                     curvature=curvature, pedestrians=config.pedestrians, vehicles=config.vehicles_in_scene)
+                                     curvature=curvature, pedestrians=config.pedestrians, vehicles=config.vehicles_in_scene,
+                                     # At speed nobody stands a metre from the car: large faces need a slow car.
+                                     max_face_px=160.0 if float(drive.speed.mean()) < 9 else 48.0)
                 path = folder / f"{stamp}-{name}.mp4"
                 for frame in _write_camera(path, scene, drive, config, with_sei=layout in ("saved", "recent"), seq0=seq0):
                     truth_lines.append(json.dumps({"camera": name, **frame}, separators=(",", ":")))

@@ -13,12 +13,12 @@ from __future__ import annotations
 import lancedb
 import pyarrow as pa
 
-from curation.storage.records import Arrival, Clip, Frame, schema_of
+from curation.storage.records import Arrival, Clip, Frame, RedactedClip, Redaction, schema_of
 from curation.storage.store import RegionStore
 
 __all__ = ["Catalog", "TABLES"]
 
-TABLES = {"clips": Clip, "frames": Frame, "arrivals": Arrival}
+TABLES = {"clips": Clip, "frames": Frame, "arrivals": Arrival, "redactions": Redaction, "redacted_clips": RedactedClip}
 
 
 class Catalog:

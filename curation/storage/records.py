@@ -15,7 +15,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-__all__ = ["Clip", "Frame", "Arrival", "schema_of", "to_table"]
+__all__ = ["Clip", "Frame", "Arrival", "Redaction", "RedactedClip", "schema_of", "to_table"]
 
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
 
@@ -77,6 +77,40 @@ class Arrival:
     detail: str | None
     clip_id: str | None
     duplicate_of: str | None  # source_uri of the first arrival with the same bytes
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """What was masked on one frame of one clip, and by what."""
+
+    clip_id: str
+    index: int
+    pts: int
+    boxes: str  # JSON [[x1, y1, x2, y2, class, track], ...] in pixels
+    blanked: bool  # restricted zone: the whole frame is black
+    detectors: str  # "name:sha256-prefix" of every model file used
+    tracker: str
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class RedactedClip:
+    """The redaction decision for one clip; only status "verified" may reach people or exports."""
+
+    clip_id: str
+    status: str  # verified | redaction_failed | dropped_zone | raw_missing
+    output_uri: str | None
+    output_sha256: str | None
+    frames: int
+    blanked_frames: int
+    face_tracks: int
+    plate_tracks: int
+    findings: str  # JSON: what verification still found (empty list when verified)
+    fingerprint: str  # policy version + model hashes + stage params: a change re-redacts
+    policy_version: str
+    raw_deleted: bool
+    retention_deadline: datetime | None
+    redacted_at: datetime
 
 
 def _arrow_type(annotation) -> tuple[pa.DataType, bool]:

@@ -1,0 +1,1 @@
+"""Detectors and tracking. The only package that touches onnxruntime and ultralytics."""

@@ -1,0 +1,1 @@
+"""Masks, restricted-zone blanking, verification: nothing unredacted reaches people or exports."""

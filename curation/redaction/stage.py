@@ -1,0 +1,175 @@
+"""Redact every cataloged clip of a region, verify it, record the proof, enforce retention.
+
+Incremental: a clip already redacted with the same fingerprint (policy version, model file
+hashes, stage params) is kept as it is, so a rerun after raw media was deleted loses nothing.
+
+Example:
+    >>> metrics = redact_region(RegionStore(params, "cn"), params)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+from tqdm import tqdm
+
+from curation.perception.boxes import CLASSES
+from curation.perception.faces import FaceDetector
+from curation.perception.plates import PlateDetector
+from curation.perception.tracks import VERSION as TRACKER_VERSION
+from curation.redaction.quality import combine, score_clip
+from curation.redaction.verify import verify_video
+from curation.redaction.video import RedactionConfig, redact_video
+from curation.storage.catalog import Catalog
+from curation.storage.records import RedactedClip, Redaction, to_table
+from curation.storage.store import RegionStore
+
+__all__ = ["redact_region", "policy_version", "Detectors"]
+
+
+def policy_version(policy) -> str:
+    """Content hash of a region's policy: any rule change gives a new version."""
+    return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class Detectors:
+    """The region's detectors for redaction and the stricter-threshold ones for verification."""
+
+    def __init__(self, params, region: str):
+        policy, stage = params.region(region).redact, params.redaction
+        self.redact, self.verify = [], []
+        if policy.faces:
+            # CenterFace finds every face from 24 px up (SIMULATOR.md): run at the resolution that puts
+            # the policy's smallest face there, plus a quarter-resolution pass for frame-filling faces.
+            scales = (min(1.0, 24 / policy.min_face_px), 0.25)
+            self.redact.append(FaceDetector(stage.face_threshold, stage.device, scales))
+            self.verify.append(FaceDetector(stage.verify_face_threshold, stage.device, scales))
+        if policy.plates:
+            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
+            self.verify.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.verify_plate_threshold, stage.device))
+        self.min_height = {CLASSES.index("face"): policy.min_face_px, CLASSES.index("plate"): policy.min_plate_px}
+        self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
+
+
+def _boxes_json(detections) -> str:
+    return json.dumps([[*(round(float(v), 1) for v in box), CLASSES[int(c)], int(t)]
+                       for box, c, t in zip(detections.xyxy, detections.class_id, detections.track_id)])
+
+
+def _truth(store: RegionStore, clip: dict) -> list[dict] | None:
+    uri = clip["groundtruth_uri"]
+    if not uri or not store.exists(uri):
+        return None
+    lines = (json.loads(line) for line in store.read_text(uri).splitlines() if line.strip())
+    return [line for line in lines if line["camera"] == clip["camera"]]
+
+
+def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
+    """Redact, verify and record every clip of the region's catalog; returns the metrics document."""
+    policy, stage = store.policy, params.redaction
+    catalog = Catalog(store)
+    config = RedactionConfig.from_params(params, store.region)
+    detectors = Detectors(params, store.region)
+    version = policy_version(policy)
+    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
+    previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
+    clips = catalog.read("clips").to_pylist()
+    min_height = {"face": policy.redact.min_face_px, "plate": policy.redact.min_plate_px}
+    scores, statuses, now = [], Counter(), datetime.now(timezone.utc)
+    for clip in tqdm(clips, desc=f"redact {store.region}", unit="clip", disable=not progress):
+        clip_id = clip["clip_id"]
+        old = previous.get(clip_id)
+        if old and old["fingerprint"] == fingerprint:
+            statuses[old["status"]] += 1
+            continue
+        if not store.exists(clip["source_uri"]):
+            if old:  # raw media is gone on its retention clock: the earlier result stands
+                statuses[old["status"]] += 1
+                continue
+            result_row = _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], fingerprint, version, False, None, now)
+            _replace(catalog, clip_id, [], result_row)
+            statuses["raw_missing"] += 1
+            continue
+        zones = catalog.read("frames", ["index", "zone"], f"clip_id = '{clip_id}'").sort_by("index").column("zone").to_pylist()
+        in_zone = np.array([z is not None for z in zones], bool)
+        share = in_zone.mean() if len(in_zone) else 0.0
+        zone_policy = policy.restricted_zones
+        if in_zone.any() and (zone_policy.action == "drop_clip" or share > zone_policy.max_share):
+            store.audit.append(store.actor, "drop_clip_restricted_zone", clip["source_uri"], clip_id, share=round(float(share), 3))
+            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], fingerprint, version, False, None, now)
+            _replace(catalog, clip_id, [], row)
+            _retire(store, clip, row, policy, now)
+            statuses["dropped_zone"] += 1
+            continue
+        data = store.read_bytes(clip["source_uri"])
+        buffer = io.BytesIO()
+        result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"])
+        output = buffer.getvalue()
+        findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride)
+        tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
+        frames = [Redaction(clip_id, i, int(result.pts[i]), _boxes_json(result.boxes[i]), bool(result.blanked[i]), detectors.names,
+                            TRACKER_VERSION, version) for i in range(result.frames)]
+        if findings:
+            status, uri, digest = "redaction_failed", None, None  # never stored: it may still show a face
+        else:
+            status, uri = "verified", f"redacted/{clip_id}.mp4"
+            digest = store.write_bytes(uri, output)
+        store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
+                           findings=len(findings), policy_version=version)
+        row = _row(clip, status, uri, digest, result.frames, int(result.blanked.sum()), tracks["face"], tracks["plate"], findings,
+                   fingerprint, version, False, None, now)
+        _replace(catalog, clip_id, frames, row)
+        if status == "verified":
+            _retire(store, clip, row, policy, now)
+        statuses[status] += 1
+        truth = _truth(store, clip)
+        if truth is not None:
+            scores.append(score_clip(truth, result.boxes, result.blanked, (clip["height"], clip["width"]), min_height))
+    _enforce_retention(store, catalog, now)
+    verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
+    # Always written (the folder is a DVC out): which outputs are verified, by content hash.
+    store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
+    return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
+            "detectors": detectors.names, "tracker": TRACKER_VERSION, "detect_every_s": stage.detect_every_s,
+            "quality": combine(scores) if scores else None}
+
+
+def _row(clip, status, uri, digest, frames, blanked, faces, plates, findings, fingerprint, version, deleted, deadline, now) -> RedactedClip:
+    return RedactedClip(clip["clip_id"], status, uri, digest, frames, blanked, faces, plates, json.dumps(findings[:50]), fingerprint,
+                        version, deleted, deadline, now)
+
+
+def _replace(catalog: Catalog, clip_id: str, frames: list[Redaction], row: RedactedClip) -> None:
+    """Rows of a redone clip replace the old ones (frames first: the clip row marks completion)."""
+    catalog.table("redactions").delete(f"clip_id = '{clip_id}'")
+    if frames:
+        catalog.table("redactions").add(to_table(Redaction, frames))
+    catalog.table("redacted_clips").delete(f"clip_id = '{clip_id}'")
+    catalog.table("redacted_clips").add(to_table(RedactedClip, [row]))
+
+
+def _retire(store: RegionStore, clip: dict, row: RedactedClip, policy, now: datetime) -> None:
+    """Start the raw media's retention clock once its fate is settled; zero hours deletes now."""
+    deadline = now + timedelta(hours=policy.raw_retention_hours)
+    deleted = policy.raw_retention_hours == 0
+    if deleted:
+        store.delete(clip["source_uri"], reason=f"retention: {row.status}, raw_retention_hours=0")
+    catalog = Catalog(store)
+    catalog.table("redacted_clips").update(where=f"clip_id = '{clip['clip_id']}'",
+                                           values={"raw_deleted": deleted, "retention_deadline": deadline})
+
+
+def _enforce_retention(store: RegionStore, catalog: Catalog, now: datetime) -> None:
+    """Delete raw media whose deadline passed (clips redacted on earlier runs)."""
+    expired = catalog.read("redacted_clips", ["clip_id"], "raw_deleted = false AND retention_deadline IS NOT NULL").column("clip_id").to_pylist()
+    rows = {r["clip_id"]: r for r in catalog.read("redacted_clips").to_pylist()}
+    uris = {c["clip_id"]: c["source_uri"] for c in catalog.read("clips", ["clip_id", "source_uri"]).to_pylist()}
+    for clip_id in expired:
+        if rows[clip_id]["retention_deadline"] <= now:
+            store.delete(uris[clip_id], reason="retention deadline passed")
+            catalog.table("redacted_clips").update(where=f"clip_id = '{clip_id}'", values={"raw_deleted": True})
