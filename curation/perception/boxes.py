@@ -30,13 +30,14 @@ class Detections:
 
     def __post_init__(self):
         n = len(self.xyxy)
+        lengths = [np.size(self.confidence), np.size(self.class_id)] + ([] if self.track_id is None else [np.size(self.track_id)])
+        if any(length != n for length in lengths) or np.size(self.xyxy) != 4 * n:
+            raise ValueError(f"Detections arrays must all have length {n}: xyxy (N,4), confidence (N,), class_id (N,), track_id (N,)")
         object.__setattr__(self, "xyxy", np.asarray(self.xyxy, np.float32).reshape(n, 4))
         object.__setattr__(self, "confidence", np.asarray(self.confidence, np.float32).reshape(n))
         object.__setattr__(self, "class_id", np.asarray(self.class_id, np.int64).reshape(n))
         track = np.full(n, -1, np.int64) if self.track_id is None else np.asarray(self.track_id, np.int64).reshape(n)
         object.__setattr__(self, "track_id", track)
-        if not (len(self.confidence) == len(self.class_id) == len(self.track_id) == n):
-            raise ValueError(f"Detections arrays must all have length {n}: xyxy (N,4), confidence (N,), class_id (N,), track_id (N,)")
 
     @classmethod
     def empty(cls) -> "Detections":

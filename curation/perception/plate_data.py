@@ -74,6 +74,10 @@ def _plate(rng) -> np.ndarray:
         rgb = rgb[..., [1, 2, 0]]
     if style == "us" and rng.random() < 0.6:  # state plates: cream, yellow, blue tints
         rgb = rgb * rng.uniform([0.85, 0.8, 0.55], [1.0, 1.0, 1.0])
+    if rng.random() < 0.3:  # other states and countries: any hue for text and background
+        rgb = rgb[..., rng.permutation(3)]
+    if rng.random() < 0.1:  # dark plates with light characters
+        rgb = 255 - rgb
     rgb = np.clip(rgb * rng.uniform(0.5, 1.2) + rng.normal(0, 6, rgb.shape), 0, 255)
     return np.dstack([rgb.astype(np.uint8), plate[..., 3]])
 
@@ -89,6 +93,8 @@ def _paste(image: np.ndarray, plate: np.ndarray, rng) -> list[float] | None:
     corners = np.float32([[-width / 2 * yaw, -height / 2], [width / 2 * yaw, -height / 2 * rng.uniform(0.8, 1.2)],
                           [width / 2 * yaw, height / 2], [-width / 2 * yaw, height / 2 * rng.uniform(0.8, 1.2)]])
     rotation = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shear = float(rng.uniform(-0.5, 0.5)) * height if rng.random() < 0.4 else 0.0  # seen from below or above at an angle
+    corners[[1, 2], 1] += shear
     target = corners @ rotation.T + np.float32([cx, cy]) + rng.normal(0, width * 0.02, (4, 2)).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]]), target)
     warped = cv2.warpPerspective(plate, matrix, (SIZE, SIZE), flags=cv2.INTER_AREA)

@@ -1,8 +1,8 @@
 """Irreversible masks over faces and plates.
 
 Faces get an ellipse that circumscribes the (already enlarged) box, plates a rectangle: the mask
-covers the whole box. ``blur`` destroys detail by resampling the region to at most 6 px across
-before smoothing it back (a Gaussian alone can be partly inverted); ``pixelate`` keeps 6 blocks;
+covers the whole box. ``blur`` destroys detail by resampling the region to at most 4 px across
+before smoothing it back (a Gaussian alone can be partly inverted); ``pixelate`` keeps 4 blocks;
 ``fill`` paints it black.
 
 Example:
@@ -19,7 +19,7 @@ from curation.perception.boxes import CLASSES, Detections
 __all__ = ["redact", "mask_of", "blank"]
 
 FACE, PLATE = CLASSES.index("face"), CLASSES.index("plate")
-DETAIL_PX = 6
+DETAIL_PX = 4
 
 
 def _regions(detections: Detections, shape) -> list[tuple[int, int, int, int, np.ndarray]]:

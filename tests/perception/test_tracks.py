@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from curation.perception.boxes import Detections, iou_matrix
+from curation.perception.tracks import TrackConfig, dense_boxes, link
+
+
+def make_detections(*boxes, cls=0, confidence=0.9):
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), [confidence] * len(boxes), [cls] * len(boxes))
+
+
+def _moving_face(frame):  # 40 px face moving 6 px right per frame
+    return [100 + 6 * frame, 100, 140 + 6 * frame, 140]
+
+
+def _covers(detections, box, share=0.9):
+    if not len(detections):
+        return False
+    x1, y1, x2, y2 = box
+    inner = np.clip(detections.xyxy, [x1, y1, x1, y1], [x2, y2, x2, y2])
+    covered = (inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1])
+    return covered.max() / ((x2 - x1) * (y2 - y1)) >= share
+
+
+@pytest.mark.parametrize("missed", [[], [3], [3, 4], [0], [9]])
+def test_every_frame_covered_when_the_detector_misses_some(missed):
+    keyframes = {f: (make_detections(_moving_face(f)) if f not in missed else Detections.empty()) for f in range(10)}
+    boxes = dense_boxes(keyframes, 10, TrackConfig(max_gap=2, extend=3))
+    assert all(_covers(boxes[f], _moving_face(f)) for f in range(10))
+    assert len({int(t) for d in boxes for t in d.track_id}) == 1  # one track despite the misses
+
+
+def test_sparse_keyframes_are_interpolated_and_extended_both_ways():
+    keyframes = {f: make_detections(_moving_face(f)) for f in (4, 8, 12)}
+    boxes = dense_boxes(keyframes, 20, TrackConfig(extend=4))
+    assert all(_covers(boxes[f], _moving_face(f)) for f in range(0, 17))
+    assert len(boxes[19]) == 0  # beyond the extension nothing is masked
+
+
+def test_faces_and_plates_never_link_and_far_boxes_start_new_tracks():
+    keyframes = {0: Detections.merge([make_detections([0, 0, 20, 20]), make_detections([0, 0, 20, 20], cls=1)]),
+                 1: Detections.merge([make_detections([2, 0, 22, 20]), make_detections([500, 500, 540, 540])])}
+    tracks = link(keyframes, TrackConfig())
+    assert sorted(len(t) for t in tracks) == [1, 1, 2]
+    assert {t[0][2] for t in tracks if len(t) == 2} == {0}
+
+
+def test_detections_validate_shapes_and_filter_by_index():
+    with pytest.raises(ValueError, match="length"):
+        Detections(np.zeros((2, 4)), [0.5], [0, 0])
+    d = make_detections([0, 0, 10, 10], [50, 50, 60, 60])
+    assert len(d[d.confidence > 0.5]) == 2 and len(d[np.array([False, True])]) == 1
+    assert iou_matrix(d.xyxy, d.xyxy).diagonal().tolist() == [1.0, 1.0]
+    merged = Detections.merge([d, Detections(np.array([[1, 1, 11, 11]]), [0.95], [0])]).nms(0.5)
+    assert len(merged) == 2 and merged.confidence.max() == pytest.approx(0.95)

@@ -1,0 +1,111 @@
+"""Redaction of whole clips: coverage on every frame, timestamps kept, metadata and GPS stripped."""
+
+import io
+
+import numpy as np
+import pytest
+
+from curation.media.video import VideoWriter, decode_frames, probe
+from curation.perception.boxes import Detections
+from curation.perception.faces import FaceDetector
+from curation.redaction.masks import mask_of, redact
+from curation.redaction.verify import verify_video
+from curation.redaction.video import RedactionConfig, redact_video
+from curation.sources.faces import face_bank
+from curation.sources.scene import Actor, Camera, Conditions, Scene
+from curation.sources.sei import Telemetry, sei_nal
+from curation.sources.textures import pedestrian_sprite
+
+W, H, N = 640, 360, 20
+
+
+def make_face_clip(frames=N) -> tuple[bytes, list[list[dict]]]:
+    """A parked car filming one person who stays in view, face 40-50 px, on every frame."""
+    bank = face_bank()
+    person = Actor("pedestrian", 1, 0.4, 2.6, 0.0, (0.55, 1.75), pedestrian_sprite((200, 40, 40), (30, 30, 90), (200, 160, 140)),
+                   {"facing_camera": True}, vx=-0.05, face=0, face_track=2)
+    scene = Scene(Camera(W, H), Conditions(), 0.0, [{"id": 0, "x_m": -1.75, "type": "solid", "color": "white"}], 0, [person],
+                  (bank.crops, bank.boxes))
+    buffer, truth = io.BytesIO(), []
+    with VideoWriter(buffer, W, H, fps=10) as writer:
+        for i in range(frames):
+            image, objects, _ = scene.render(i / 10, 0.0)
+            writer.write(image, sei=sei_nal(Telemetry(frame_seq_no=i, latitude_deg=31.2345678, longitude_deg=121.4567891)))
+            truth.append([o for o in objects if o["class"] == "face"])
+    return buffer.getvalue(), truth
+
+
+class MissingFrames:
+    """The real face detector, made to miss the given calls (one keyframe per call)."""
+
+    name, model_sha256 = "centerface-with-misses", "test"
+
+    def __init__(self, miss: set[int]):
+        self.inner, self.miss, self.calls = FaceDetector(0.3, "cpu", (1.0, 0.25)), miss, 0
+
+    def __call__(self, frames):
+        found = self.inner(frames)
+        out = [Detections.empty() if self.calls + k in self.miss else d for k, d in enumerate(found)]
+        self.calls += len(frames)
+        return out
+
+
+def _coverage(boxes, truth):
+    shares = []
+    for detections, faces in zip(boxes, truth):
+        mask = mask_of(detections, (H, W))
+        for face in faces:
+            x1, y1, x2, y2 = (int(round(v)) for v in face["box"])
+            shares.append(mask[y1:y2, x1:x2].mean())
+    return np.array(shares)
+
+
+def test_face_in_every_frame_stays_covered_when_the_detector_misses_single_frames():
+    data, truth = make_face_clip()
+    assert all(len(faces) == 1 and faces[0]["box"][3] - faces[0]["box"][1] >= 32 for faces in truth)
+    missing = MissingFrames({3, 7, 12})
+    # Without tracking, masking exactly what the detector returns leaks the missed frames...
+    naive = [missing.inner([frame])[0] if i not in missing.miss else Detections.empty()
+             for i, (_, frame) in enumerate(decode_frames(io.BytesIO(data)))]
+    assert (_coverage(naive, truth) < 0.9).sum() == 3
+    # ...the redactor covers every frame.
+    result = redact_video(data, io.BytesIO(), [missing], RedactionConfig(detect_every_s=0.1))
+    assert result.frames == N and missing.calls == N
+    assert (_coverage(result.boxes, truth) >= 0.9).all()
+
+
+def test_output_keeps_every_frame_and_timestamp_and_strips_audio_metadata_and_precise_gps():
+    data, _ = make_face_clip()
+    target = io.BytesIO()
+    redact_video(data, target, [FaceDetector(0.3, "cpu")], RedactionConfig(gps_precision_m=1000.0))
+    source, output = probe(data), probe(target.getvalue())
+    assert output.frames == source.frames == N and output.decodable == N
+    assert np.allclose(output.pts * float(output.time_base), source.pts * float(source.time_base))
+    assert output.audio_streams == 0
+    assert set(output.metadata) <= {"major_brand", "minor_version", "compatible_brands"}
+    latitudes = {t.latitude_deg for t in output.telemetry}
+    assert len(latitudes) == 1 and abs(latitudes.pop() - 31.2345678) > 1e-4  # coarsened, not precise
+    dropped = io.BytesIO()
+    redact_video(data, dropped, [FaceDetector(0.3, "cpu")], RedactionConfig(gps_precision_m=None))
+    assert all(t is None for t in probe(dropped.getvalue()).telemetry)
+
+
+def test_blanked_frames_are_black_and_carry_no_telemetry():
+    data, _ = make_face_clip(10)
+    target = io.BytesIO()
+    zone = np.zeros(10, bool)
+    zone[4:7] = True
+    result = redact_video(data, target, [FaceDetector(0.3, "cpu")], RedactionConfig(), blank_frames=zone)
+    frames = [f for _, f in decode_frames(io.BytesIO(target.getvalue()))]
+    assert [f.max() <= 16 for f in frames] == zone.tolist()  # black, up to codec noise
+    assert [t is None for t in probe(target.getvalue()).telemetry] == zone.tolist()
+    assert result.blanked.tolist() == zone.tolist()
+
+
+def test_verification_fails_an_unredacted_clip_and_passes_a_redacted_one():
+    data, _ = make_face_clip(6)
+    verifier = [FaceDetector(0.5, "cpu")]
+    assert len(verify_video(data, verifier, {0: 32})) == 6  # the raw clip: a face on every frame
+    target = io.BytesIO()
+    redact_video(data, target, [FaceDetector(0.3, "cpu")], RedactionConfig())
+    assert verify_video(target.getvalue(), verifier, {0: 32}) == []
