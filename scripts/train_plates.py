@@ -8,8 +8,10 @@ site-packages), copies the best weights to --out and prints their sha256. From s
 ships no weights offline) unless --init names weights to fine-tune. Trains at 320 on 640 crops,
 i.e. at half scale: redaction runs the detector at imgsz 640 on 1280x720 frames.
 
-The committed models/plates.pt: 9 epochs from scratch on an earlier version of the generator
-(seed 0), then `--init <those weights> --seed 1 --epochs 12` on this version.
+How the committed models/plates.pt was made (three rounds, as the generator improved): 9 epochs
+from scratch on generator v1 (seed 0); 8 epochs `--init` from those on v2 (seed 1: recoloured
+plates, shear); `--init <those> --seed 2 --epochs 10` on this version (coloured characters, haze,
+bumpers). `python scripts/train_plates.py --epochs 27` trains a comparable model in one run.
 """
 
 import argparse

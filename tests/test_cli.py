@@ -11,7 +11,7 @@ def _cli(*args, cwd):
 def test_help_lists_every_command_with_a_line_each(tmp_path):
     result = _cli("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("policy", "audit"):
+    for command in ("policy", "audit", "fleet", "ingest", "status", "redact"):
         line = next(line for line in result.stdout.splitlines() if f" {command} " in line)
         assert len(line.split(command, 1)[1].strip(" │")) > 10
 

@@ -76,6 +76,12 @@ def _plate(rng) -> np.ndarray:
         rgb = rgb * rng.uniform([0.85, 0.8, 0.55], [1.0, 1.0, 1.0])
     if rng.random() < 0.3:  # other states and countries: any hue for text and background
         rgb = rgb[..., rng.permutation(3)]
+    elif rng.random() < 0.4:  # coloured characters on a light plate (green, red, blue, black)
+        dark = rgb.mean(2) < 110
+        rgb[dark] = rng.uniform(0, 160, 3)
+    if rng.random() < 0.5:  # haze, glare and cheap optics flatten contrast
+        haze = float(rng.uniform(0.15, 0.55))
+        rgb = rgb * (1 - haze) + rng.uniform(90, 200, 3) * haze
     if rng.random() < 0.1:  # dark plates with light characters
         rgb = 255 - rgb
     rgb = np.clip(rgb * rng.uniform(0.5, 1.2) + rng.normal(0, 6, rgb.shape), 0, 255)
@@ -88,7 +94,13 @@ def _paste(image: np.ndarray, plate: np.ndarray, rng) -> list[float] | None:
     width = float(np.exp(rng.uniform(np.log(14), np.log(220))))
     height = width * ph / pw
     cx, cy = rng.uniform(0.05, 0.95) * SIZE, rng.uniform(0.05, 0.95) * SIZE
-    angle = np.radians(rng.normal(0, 12) if rng.random() < 0.8 else rng.uniform(-45, 45))
+    angle = np.radians(rng.normal(0, 15) if rng.random() < 0.7 else rng.uniform(-50, 50))
+    if rng.random() < 0.4:  # a bumper or grille around the plate: plates sit on car fronts and backs
+        bw, bh = width * rng.uniform(1.6, 3.5), height * rng.uniform(2.0, 5.0)
+        colour = rng.uniform(10, 120, 3)
+        cv2.rectangle(image, (int(cx - bw / 2), int(cy - bh / 2)), (int(cx + bw / 2), int(cy + bh / 2)), colour.tolist(), -1)
+        for y in np.arange(cy - bh / 2, cy - height, max(3.0, height / 3)):
+            cv2.line(image, (int(cx - bw / 2), int(y)), (int(cx + bw / 2), int(y)), (colour * 0.6).tolist(), max(1, int(height / 8)))
     yaw = float(rng.uniform(0.45, 1.0))  # seen from the side the plate narrows
     corners = np.float32([[-width / 2 * yaw, -height / 2], [width / 2 * yaw, -height / 2 * rng.uniform(0.8, 1.2)],
                           [width / 2 * yaw, height / 2], [-width / 2 * yaw, height / 2 * rng.uniform(0.8, 1.2)]])

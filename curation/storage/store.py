@@ -192,19 +192,23 @@ class RegionStore:
     def write_text(self, key: str, text: str) -> str:
         return self.write_bytes(key, text.encode())
 
-    def _destination(self, dst: str, to: RegionStore | None, action: str) -> tuple[RegionStore, str]:
+    def _transfer(self, action: str, src: str, dst: str, to: RegionStore | None) -> None:
+        source = self.path(src, action)
         target = to or self
         if target.region != self.region or target.root != self.root:
             self._refuse(action, f"{dst} -> {target.region}", f"region {target.region!r}")
-        return target, self.path(dst, action)
+        destination = self.path(dst, action)
+        self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
+        (self.fs.copy if action == "copy" else self.fs.mv)(source, destination, recursive=self.fs.isdir(source))
+        self.audit.append(self.actor, action, src, None, to=dst)
 
     def copy(self, src: str, dst: str, to: RegionStore | None = None) -> None:
         """Copy within this region; a destination in another region's store is refused."""
-        source = self.path(src, "copy")
-        _, destination = self._destination(dst, to, "copy")
-        self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
-        self.fs.copy(source, destination, recursive=self.fs.isdir(source))
-        self.audit.append(self.actor, "copy", src, None, to=dst)
+        self._transfer("copy", src, dst, to)
+
+    def move(self, src: str, dst: str, to: RegionStore | None = None) -> None:
+        """Move within this region; a destination in another region's store is refused."""
+        self._transfer("move", src, dst, to)
 
     def link(self, src: str, dst: str) -> None:
         """Give a file a second name in this region (a hard link when local: no bytes copied)."""
@@ -219,14 +223,6 @@ class RegionStore:
             except OSError:  # another filesystem, or links not allowed
                 pass
         self.fs.copy(source, destination)
-
-    def move(self, src: str, dst: str, to: RegionStore | None = None) -> None:
-        """Move within this region; a destination in another region's store is refused."""
-        source = self.path(src, "move")
-        _, destination = self._destination(dst, to, "move")
-        self.fs.makedirs(posixpath.dirname(destination), exist_ok=True)
-        self.fs.mv(source, destination, recursive=self.fs.isdir(source))
-        self.audit.append(self.actor, "move", src, None, to=dst)
 
     def delete(self, key: str, reason: str = "") -> None:
         """Delete a file or folder; recorded in the audit log (retention is a legal duty)."""

@@ -109,3 +109,24 @@ def test_verification_fails_an_unredacted_clip_and_passes_a_redacted_one():
     target = io.BytesIO()
     redact_video(data, target, [FaceDetector(0.3, "cpu")], RedactionConfig())
     assert verify_video(target.getvalue(), verifier, {0: 32}) == []
+
+
+def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from builders import REPO
+
+    data, _ = make_face_clip(8)
+    source = tmp_path / "dashcam.mp4"
+    source.write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "--region", "eu"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-1500:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["output"] == str(tmp_path / "dashcam_redacted.mp4") and report["frames"] == 8
+    assert report["face_tracks"] >= 1 and report["verification"] == "passed"
+    missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "no video or image" in missing.stderr
