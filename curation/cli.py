@@ -223,7 +223,8 @@ def redact_command(
             # One still image: time is cheap, so look harder than on video: faces at more scales
             # (upscaled for small photos), plates at the image's own resolution.
             scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)
-            big = [PlateDetector(d.path, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device)
+            big = [PlateDetector(d.path, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device,
+                                 rotations=(0.0, -60.0, -30.0, 30.0, 60.0))
                    if isinstance(d, PlateDetector) else FaceDetector(d.threshold, d.device, scales) for d in detectors.redact]
             found = detect_keyframes({0: rgb}, big)[0]
             from curation.perception.tracks import dense_boxes

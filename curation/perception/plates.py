@@ -11,6 +11,7 @@ import functools
 import hashlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from curation._env import PROJECT_ROOT
@@ -20,6 +21,7 @@ from curation.perception.boxes import CLASSES, Detections
 __all__ = ["PlateDetector", "resolve_device"]
 
 PLATE = CLASSES.index("plate")
+ROTATED_THRESHOLD = 0.5
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -29,6 +31,17 @@ def resolve_device(device: str = "auto") -> str:
     import torch
 
     return "0" if torch.cuda.is_available() else "cpu"
+
+
+def _unrotate(detections: Detections, inverse: np.ndarray, shape) -> Detections:
+    if not len(detections):
+        return detections
+    x1, y1, x2, y2 = detections.xyxy.T
+    corners = np.stack([np.stack([x1, y1], 1), np.stack([x2, y1], 1), np.stack([x2, y2], 1), np.stack([x1, y2], 1)], 1)
+    back = corners @ inverse[:, :2].T + inverse[:, 2]
+    boxes = np.concatenate([back.min(1), back.max(1)], 1)
+    boxes = np.clip(boxes, 0, [shape[1], shape[0], shape[1], shape[0]])
+    return Detections(boxes, detections.confidence, detections.class_id)
 
 
 @functools.cache
@@ -44,16 +57,32 @@ class PlateDetector:
     name = "yolo-plates"
 
     def __init__(self, weights: str | Path = "models/plates.pt", imgsz: int = 640, threshold: float = 0.25, device: str = "auto",
-                 batch: int = 4):
+                 batch: int = 4, rotations: tuple[float, ...] = (0.0,)):
         path = Path(weights) if Path(weights).is_absolute() else PROJECT_ROOT / weights
         if not path.exists():
             raise PolicyError(f"plate detector weights not found: {path} (train with scripts/train_plates.py or set redact.plate_model)")
-        self.path, self.imgsz, self.threshold, self.batch = path, imgsz, threshold, batch
+        self.path, self.imgsz, self.threshold, self.batch, self.rotations = path, imgsz, threshold, batch, rotations
         self.device = resolve_device(device)
         self.model = _model(str(path))
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
+        if self.rotations == (0.0,):
+            return self._detect(frames)
+        # Plates seen at a steep angle through a wide lens are rotated far beyond what the detector
+        # learned: look at rotated copies and map each box back (its rotated corners' bounds).
+        per_angle = []
+        for angle in self.rotations:
+            matrices = [cv2.getRotationMatrix2D((f.shape[1] / 2, f.shape[0] / 2), angle, 1.0) for f in frames]
+            rotated = [cv2.warpAffine(f, m, (f.shape[1], f.shape[0])) if angle else f for f, m in zip(frames, matrices)]
+            found = self._detect(rotated)
+            if angle:  # rotated views see more plate-like clutter: only confident boxes count
+                found = [d[d.confidence >= ROTATED_THRESHOLD] for d in found]
+            per_angle.append([_unrotate(d, cv2.invertAffineTransform(m), f.shape) if angle else d
+                              for d, m, f in zip(found, matrices, frames)])
+        return [Detections.merge([p[i] for p in per_angle]).nms(0.3) for i in range(len(frames))]
+
+    def _detect(self, frames: list[np.ndarray]) -> list[Detections]:
         out = []
         for start in range(0, len(frames), self.batch):
             chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + self.batch]]  # ultralytics wants BGR arrays

@@ -183,12 +183,12 @@ class RedactionParams(Strict):
 
     detect_every_s: float = Field(default=0.1, gt=0)  # detection interval; tracks cover the frames between
     face_threshold: Fraction = 0.3  # low: privacy first
-    plate_threshold: Fraction = 0.2
+    plate_threshold: Fraction = 0.3
     plate_model: str = "models/plates.pt"  # project weights (scripts/train_plates.py) or your own
     plate_imgsz: int = Field(default=640, ge=32, multiple_of=32)
     track: TrackParams = TrackParams()
     verify_face_threshold: Fraction = 0.5
-    verify_plate_threshold: Fraction = 0.5
+    verify_plate_threshold: Fraction = 0.6
     verify_stride: int = Field(default=1, ge=1)  # re-detect on every frame of the output by default
     crf: int = Field(default=20, ge=0, le=51)
     device: str = "auto"  # auto: CUDA when present
