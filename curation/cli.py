@@ -232,14 +232,14 @@ def redact_command(
             boxes = dense_boxes({0: found}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
             result = redact(rgb, boxes, config.method)
             cv2.imwrite(str(target), np.ascontiguousarray(result[..., ::-1]))
-            findings = verify_frames({0: result}, detectors.verify, detectors.min_height) if verify else []
+            findings = verify_frames({0: result}, detectors.verify, detectors.min_height, {0: boxes}) if verify else []
             summary = {"input": str(source), "output": str(target), "faces": int((boxes.class_id == 0).sum()),
                        "plates": int((boxes.class_id == 1).sum())}
         else:
             buffer = io.BytesIO()
             result = redact_video(source.read_bytes(), buffer, detectors.redact, config)
             target.write_bytes(buffer.getvalue())
-            findings = verify_video(buffer.getvalue(), detectors.verify, detectors.min_height) if verify else []
+            findings = verify_video(buffer.getvalue(), detectors.verify, detectors.min_height, masked=result.boxes) if verify else []
             seconds = time.perf_counter() - start
             summary = {"input": str(source), "output": str(target), "frames": result.frames, "fps": round(result.frames / seconds, 2),
                        "face_tracks": len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if c == 0}),

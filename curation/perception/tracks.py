@@ -23,7 +23,7 @@ from curation.perception.boxes import Detections, iou_matrix
 
 __all__ = ["TrackConfig", "link", "dense_boxes", "VERSION"]
 
-VERSION = "keyframe-iou-interp/1"
+VERSION = "keyframe-iou-reach-interp/2"
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,28 @@ class TrackConfig:
     margin: float = 0.15  # box enlargement at a detection (share of size, each side)
     margin_growth: float = 0.06  # extra enlargement per frame away from a detection
     link_iou: float = 0.05  # enlarged boxes must overlap at least this much to link
+    link_reach: float = 2.0  # or their centres lie within this many box sizes per keyframe gap
+    max_margin: float = 0.6  # growth stops here: a stale box must not swallow the frame
 
 
 def _enlarge(xyxy: np.ndarray, share) -> np.ndarray:
     w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
     share = np.broadcast_to(np.asarray(share, np.float32), (len(xyxy),))
     return np.stack([xyxy[:, 0] - w * share, xyxy[:, 1] - h * share, xyxy[:, 2] + w * share, xyxy[:, 3] + h * share], 1)
+
+
+def _proximity(a: np.ndarray, b: np.ndarray, gap: np.ndarray, reach: float) -> np.ndarray:
+    """Link score for fast movers whose boxes no longer overlap: centre distance against size.
+
+    A face passing close to a moving car crosses its own width in a frame or two; IoU alone
+    would start a new, motionless track on every detection.
+    """
+    ca, cb = (a[:, :2] + a[:, 2:]) / 2, (b[:, :2] + b[:, 2:]) / 2
+    size_a, size_b = (a[:, 2:] - a[:, :2]).max(1), (b[:, 2:] - b[:, :2]).max(1)
+    distance = np.linalg.norm(ca[:, None] - cb[None], axis=2)
+    similar = np.minimum(size_a[:, None], size_b[None]) / np.maximum(np.maximum(size_a[:, None], size_b[None]), 1e-6) > 0.5
+    allowed = reach * np.maximum(size_a[:, None], size_b[None]) * gap[:, None]
+    return np.where(similar & (distance < allowed), 0.5 * (1 - distance / allowed), 0.0).astype(np.float32)
 
 
 def link(keyframes: dict[int, Detections], config: TrackConfig) -> list[list[tuple[int, np.ndarray, int, float]]]:
@@ -53,7 +69,8 @@ def link(keyframes: dict[int, Detections], config: TrackConfig) -> list[list[tup
         if candidates and len(detections):
             last = np.stack([tracks[t][-1][1] for t in candidates])
             gap = np.array([position - tracks[t][-1][4] for t in candidates], np.float32)
-            scores = iou_matrix(_enlarge(last, 0.5 * gap), _enlarge(detections.xyxy, 0.5))
+            scores = np.maximum(iou_matrix(_enlarge(last, 0.5 * gap), _enlarge(detections.xyxy, 0.5)),
+                                _proximity(last, detections.xyxy, gap, config.link_reach))
             same_class = np.array([[tracks[t][-1][2] == c for c in detections.class_id] for t in candidates])
             scores = np.where(same_class, scores, 0)
             for _ in range(min(scores.shape)):
@@ -91,7 +108,7 @@ def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackCo
         else:
             interpolated = np.repeat(boxes[:1], len(frames), 0)
         distance = np.min(np.abs(frames[:, None] - times[None, :]), 1)
-        enlarged = _enlarge(interpolated, config.margin + config.margin_growth * distance)
+        enlarged = _enlarge(interpolated, np.minimum(config.margin + config.margin_growth * distance, config.max_margin))
         if size is not None:
             enlarged = np.clip(enlarged, 0, [size[0], size[1], size[0], size[1]])
         for frame, box in zip(frames.astype(int), enlarged):

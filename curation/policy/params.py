@@ -172,7 +172,9 @@ class TrackParams(Strict):
     max_gap: int = Field(default=2, ge=0)  # missed keyframes a track survives
     extend: int = Field(default=8, ge=0)  # frames covered before the first and after the last detection
     margin: float = Field(default=0.15, ge=0)
-    margin_growth: float = Field(default=0.05, ge=0)
+    margin_growth: float = Field(default=0.15, ge=0)
+    max_margin: float = Field(default=0.6, ge=0)
+    link_reach: float = Field(default=2.0, ge=0)
 
 
 class RedactionParams(Strict):

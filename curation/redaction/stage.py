@@ -110,7 +110,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         buffer = io.BytesIO()
         result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"])
         output = buffer.getvalue()
-        findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride)
+        findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
         frames = [Redaction(clip_id, i, int(result.pts[i]), _boxes_json(result.boxes[i]), bool(result.blanked[i]), detectors.names,
                             TRACKER_VERSION, version) for i in range(result.frames)]
