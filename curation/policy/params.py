@@ -190,7 +190,7 @@ class RedactionParams(Strict):
     plate_imgsz: int = Field(default=640, ge=32, multiple_of=32)
     track: TrackParams = TrackParams()
     verify_face_threshold: Fraction = 0.5
-    verify_plate_threshold: Fraction = 0.6
+    verify_plate_threshold: Fraction = 0.7
     verify_stride: int = Field(default=1, ge=1)  # re-detect on every frame of the output by default
     crf: int = Field(default=20, ge=0, le=51)
     device: str = "auto"  # auto: CUDA when present

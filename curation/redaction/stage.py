@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from tqdm import tqdm
 
-from curation.perception.boxes import CLASSES
+from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.tracks import VERSION as TRACKER_VERSION
@@ -59,6 +59,12 @@ class Detectors:
 def _boxes_json(detections) -> str:
     return json.dumps([[*(round(float(v), 1) for v in box), CLASSES[int(c)], int(t)]
                        for box, c, t in zip(detections.xyxy, detections.class_id, detections.track_id)])
+
+
+def _boxes_from_json(text: str) -> Detections:
+    items = json.loads(text)
+    return Detections(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
+                      [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
 
 
 def _truth(store: RegionStore, clip: dict) -> list[dict] | None:
@@ -127,9 +133,19 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         if status == "verified":
             _retire(store, clip, row, policy, now)
         statuses[status] += 1
+    for stale in sorted(set(previous) - {c["clip_id"] for c in clips}):
+        # The catalog was rebuilt without this clip: its redaction must not outlive it.
+        if previous[stale]["output_uri"] and store.exists(previous[stale]["output_uri"]):
+            store.delete(previous[stale]["output_uri"], reason="clip no longer in the catalog")
+        catalog.table("redactions").delete(f"clip_id = '{stale}'")
+        catalog.table("redacted_clips").delete(f"clip_id = '{stale}'")
+    for clip in clips:  # quality from the stored proof, so incremental runs report every clip
         truth = _truth(store, clip)
-        if truth is not None:
-            scores.append(score_clip(truth, result.boxes, result.blanked, (clip["height"], clip["width"]), min_height))
+        rows = catalog.read("redactions", ["index", "boxes", "blanked"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
+        if truth is not None and rows:
+            boxes = [_boxes_from_json(r["boxes"]) for r in rows]
+            blanked = np.array([r["blanked"] for r in rows], bool)
+            scores.append(score_clip(truth, boxes, blanked, (clip["height"], clip["width"]), min_height))
     _enforce_retention(store, catalog, now)
     verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
     # Always written (the folder is a DVC out): which outputs are verified, by content hash.

@@ -83,3 +83,17 @@ def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored
     from curation.sources.ingest import summarize
 
     assert summarize(Catalog(store), "us")["totals"]["redaction_failed_clips"] == sorted(r["clip_id"] for r in failed)
+
+
+@pytest.mark.slow
+def test_redactions_of_clips_gone_from_the_catalog_are_pruned(tmp_path):
+    store = _region(tmp_path, "us", vehicles=1, events=1, width=320, height=192)
+    redact_region(store, store.params, progress=False)
+    catalog = Catalog(store)
+    gone = catalog.read("clips").to_pylist()[0]
+    catalog.table("clips").delete(f"clip_id = '{gone['clip_id']}'")
+    output = f"redacted/{gone['clip_id']}.mp4"
+    assert store.exists(output)
+    redact_region(store, store.params, progress=False)
+    assert Catalog(store).count("redacted_clips", f"clip_id = '{gone['clip_id']}'") == 0 and not store.exists(output)
+    assert Catalog(store).count("redactions", f"clip_id = '{gone['clip_id']}'") == 0
