@@ -139,13 +139,19 @@ def status_command(
     from rich.table import Table
 
     from curation.policy.params import load_params
+    from curation.redaction.stage import redaction_status
     from curation.sources.ingest import summarize
     from curation.storage.catalog import Catalog
     from curation.storage.store import RegionStore
 
     loaded = load_params(params)
     names = [region] if region else list(loaded.regions)
-    reports = [summarize(Catalog(RegionStore(loaded, name)), name) for name in names]
+    reports = []
+    for name in names:
+        catalog = Catalog(RegionStore(loaded, name))
+        report = summarize(catalog, name)
+        report["totals"].update(redaction_status(catalog))
+        reports.append(report)
     if as_json:
         typer.echo(json.dumps(reports, indent=1))
         return

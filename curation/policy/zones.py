@@ -21,7 +21,9 @@ import numpy as np
 import shapely
 from shapely.geometry import shape
 
-__all__ = ["Zones", "load_zones"]
+__all__ = ["Zones", "load_zones", "coarsen"]
+
+METRES_PER_DEG = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,11 @@ def load_zones(path: Path) -> Zones:
     except json.JSONDecodeError as error:
         raise ValueError(f"not valid JSON ({error})") from None
     return Zones.from_geojson(document)
+
+
+def coarsen(lat: np.ndarray, lon: np.ndarray, precision_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Snap positions to a grid of about precision_m (longitude step widened by latitude)."""
+    step = precision_m / METRES_PER_DEG
+    lat_c = np.round(np.asarray(lat) / step) * step
+    lon_step = step / np.maximum(np.cos(np.radians(lat_c)), 1e-6)
+    return lat_c, np.round(np.asarray(lon) / lon_step) * lon_step

@@ -29,7 +29,7 @@ from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["redact_region", "policy_version", "Detectors"]
+__all__ = ["redact_region", "redaction_status", "policy_version", "Detectors"]
 
 
 def policy_version(policy) -> str:
@@ -107,9 +107,11 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         zone_policy = policy.restricted_zones
         if in_zone.any() and (zone_policy.action == "drop_clip" or share > zone_policy.max_share):
             store.audit.append(store.actor, "drop_clip_restricted_zone", clip["source_uri"], clip_id, share=round(float(share), 3))
-            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], fingerprint, version, False, None, now)
+            deadline, delete_now = _retention(policy, now)
+            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], fingerprint, version, delete_now,
+                       deadline, now)
             _replace(catalog, clip_id, [], row)
-            _retire(store, clip, row, policy, now)
+            _retire(store, clip, row)
             statuses["dropped_zone"] += 1
             continue
         data = store.read_bytes(clip["source_uri"])
@@ -127,11 +129,11 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
             digest = store.write_bytes(uri, output)
         store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
                            findings=len(findings), policy_version=version)
+        deadline, delete_now = _retention(policy, now) if status == "verified" else (None, False)
         row = _row(clip, status, uri, digest, result.frames, int(result.blanked.sum()), tracks["face"], tracks["plate"], findings,
-                   fingerprint, version, False, None, now)
+                   fingerprint, version, delete_now, deadline, now)
         _replace(catalog, clip_id, frames, row)
-        if status == "verified":
-            _retire(store, clip, row, policy, now)
+        _retire(store, clip, row)
         statuses[status] += 1
     for stale in sorted(set(previous) - {c["clip_id"] for c in clips}):
         # The catalog was rebuilt without this clip: its redaction must not outlive it.
@@ -155,6 +157,15 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
             "quality": combine(scores) if scores else None}
 
 
+def redaction_status(catalog: Catalog) -> dict:
+    """Clips by redaction status, and which failed verification (for `curation status`)."""
+    rows = catalog.read("redacted_clips", ["clip_id", "status"]).to_pylist()
+    if not rows:  # not redacted yet: nothing to say
+        return {}
+    return {"redaction": dict(sorted(Counter(r["status"] for r in rows).items())),
+            "redaction_failed_clips": sorted(r["clip_id"] for r in rows if r["status"] == "redaction_failed")}
+
+
 def _row(clip, status, uri, digest, frames, blanked, faces, plates, findings, fingerprint, version, deleted, deadline, now) -> RedactedClip:
     return RedactedClip(clip["clip_id"], status, uri, digest, frames, blanked, faces, plates, json.dumps(findings[:50]), fingerprint,
                         version, deleted, deadline, now)
@@ -169,23 +180,22 @@ def _replace(catalog: Catalog, clip_id: str, frames: list[Redaction], row: Redac
     catalog.table("redacted_clips").add(to_table(RedactedClip, [row]))
 
 
-def _retire(store: RegionStore, clip: dict, row: RedactedClip, policy, now: datetime) -> None:
-    """Start the raw media's retention clock once its fate is settled; zero hours deletes now."""
-    deadline = now + timedelta(hours=policy.raw_retention_hours)
-    deleted = policy.raw_retention_hours == 0
-    if deleted:
+def _retention(policy, now: datetime) -> tuple[datetime, bool]:
+    """The raw media's retention clock starts once its fate is settled; zero hours means now."""
+    return now + timedelta(hours=policy.raw_retention_hours), policy.raw_retention_hours == 0
+
+
+def _retire(store: RegionStore, clip: dict, row: RedactedClip) -> None:
+    """Delete raw media the row says is due now (after the row is written: the decision is recorded)."""
+    if row.raw_deleted:
         store.delete(clip["source_uri"], reason=f"retention: {row.status}, raw_retention_hours=0")
-    catalog = Catalog(store)
-    catalog.table("redacted_clips").update(where=f"clip_id = '{clip['clip_id']}'",
-                                           values={"raw_deleted": deleted, "retention_deadline": deadline})
 
 
 def _enforce_retention(store: RegionStore, catalog: Catalog, now: datetime) -> None:
     """Delete raw media whose deadline passed (clips redacted on earlier runs)."""
-    expired = catalog.read("redacted_clips", ["clip_id"], "raw_deleted = false AND retention_deadline IS NOT NULL").column("clip_id").to_pylist()
-    rows = {r["clip_id"]: r for r in catalog.read("redacted_clips").to_pylist()}
+    pending = catalog.read("redacted_clips", ["clip_id", "retention_deadline"], "raw_deleted = false AND retention_deadline IS NOT NULL")
     uris = {c["clip_id"]: c["source_uri"] for c in catalog.read("clips", ["clip_id", "source_uri"]).to_pylist()}
-    for clip_id in expired:
-        if rows[clip_id]["retention_deadline"] <= now:
-            store.delete(uris[clip_id], reason="retention deadline passed")
-            catalog.table("redacted_clips").update(where=f"clip_id = '{clip_id}'", values={"raw_deleted": True})
+    for row in pending.to_pylist():
+        if row["retention_deadline"] <= now:
+            store.delete(uris[row["clip_id"]], reason="retention deadline passed")
+            catalog.table("redacted_clips").update(where=f"clip_id = '{row['clip_id']}'", values={"raw_deleted": True})

@@ -29,6 +29,7 @@ import numpy as np
 from curation.media.video import VideoWriter, probe
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
+from curation.policy.zones import coarsen
 from curation.perception.tracks import TrackConfig, dense_boxes, link
 from curation.redaction.masks import blank, redact
 from curation.sources.sei import Telemetry, sei_nal
@@ -78,8 +79,6 @@ def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int
 def _coarse_sei(telemetry: Telemetry | None, precision_m: float | None) -> bytes | None:
     if telemetry is None or precision_m is None:
         return None
-    from curation.sources.ingest import coarsen
-
     if (telemetry.latitude_deg, telemetry.longitude_deg) == (0.0, 0.0):
         return sei_nal(telemetry)
     lat, lon = coarsen(np.array([telemetry.latitude_deg]), np.array([telemetry.longitude_deg]), precision_m)

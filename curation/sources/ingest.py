@@ -31,24 +31,14 @@ from tqdm import tqdm
 from curation.errors import IngestError
 from curation.media.video import probe
 from curation.policy.params import IngestParams, RegionPolicy
+from curation.policy.zones import coarsen
 from curation.sources.sei import AUTOPILOT
 from curation.sources.teslacam import Upload, discover, parse_stamp, read_event_json, read_sidecar
 from curation.storage.catalog import Catalog
 from curation.storage.records import Arrival, Clip, Frame, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["ingest", "coarsen", "pseudonym_key"]
-
-METRES_PER_DEG = 111_320.0
-
-
-def coarsen(lat: np.ndarray, lon: np.ndarray, precision_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Snap positions to a grid of about precision_m (longitude step widened by latitude)."""
-    step = precision_m / METRES_PER_DEG
-    lat_c = np.round(np.asarray(lat) / step) * step
-    lon_step = step / np.maximum(np.cos(np.radians(lat_c)), 1e-6)
-    return lat_c, np.round(np.asarray(lon) / lon_step) * lon_step
-
+__all__ = ["ingest", "pseudonym_key"]
 
 def pseudonym_key(store: RegionStore) -> bytes:
     """The region-local secret for vehicle pseudonyms; created once, never leaves the store."""
@@ -112,15 +102,19 @@ class _Ingest:
             self._consent[upload.vehicle_id] = document.get("exterior_recording_consent") is True
         return self._consent[upload.vehicle_id]
 
+    def _vehicle(self, key: str) -> tuple[str, str]:
+        """(vehicle folder, rest) of a landing key: the folder is the VIN."""
+        vehicle, _, rest = key.removeprefix(self.landing + "/").partition("/")
+        return vehicle, rest
+
     def masked(self, key: str) -> str:
         """A landing key with the vehicle folder (a VIN) replaced by its pseudonym."""
-        relative = key.removeprefix(self.landing + "/")
-        vehicle, _, rest = relative.partition("/")
+        vehicle, rest = self._vehicle(key)
         return f"{self.landing}/{_hmac(self.secret, vehicle)}/{rest}" if rest else key
 
     def mask_text(self, text: str, key: str) -> str:
         """Replace the VIN of a landing key wherever it appears in a message."""
-        vehicle = key.removeprefix(self.landing + "/").partition("/")[0]
+        vehicle, _ = self._vehicle(key)
         return text.replace(vehicle, _hmac(self.secret, vehicle)) if vehicle else text
 
     def groundtruth(self, upload: Upload, event_id: str) -> str | None:
@@ -299,11 +293,6 @@ def summarize(catalog: Catalog, region: str, run: Counter | None = None, seen: i
         "truncated_kept": int(sum(clips.column("truncated").to_pylist())), "frames": int(sum(clips.column("frames").to_pylist())),
         "hours": round(sum(clips.column("duration_s").to_pylist()) / 3600, 4),
     }
-    redacted = catalog.read("redacted_clips", ["clip_id", "status"])
-    if redacted.num_rows:
-        statuses = redacted.column("status").to_pylist()
-        totals["redaction"] = dict(sorted(Counter(statuses).items()))
-        totals["redaction_failed_clips"] = sorted(c for c, s in zip(redacted.column("clip_id").to_pylist(), statuses) if s == "redaction_failed")
     summary = {"region": region, "totals": totals}
     if run is not None:
         summary["run"] = {"seen": seen, "cataloged": run["cataloged"], "quarantined": run["quarantined"],

@@ -31,13 +31,13 @@ from tqdm import tqdm
 
 from curation.media.video import VideoWriter
 from curation.policy.params import Params, RegionPolicy, SimulateParams
+from curation.policy.zones import METRES_PER_DEG
 from curation.sources.faces import face_bank
 from curation.sources.scene import Camera, Scene
 from curation.sources.sei import Telemetry, sei_nal
 
 __all__ = ["simulate_fleet", "Drive"]
 
-METRES_PER_DEG = 111_320.0
 WMI = {"cn": "LRW", "eu": "XP7", "us": "5YJ"}  # Tesla's world manufacturer identifiers
 REASONS = ("user_interaction_dashcam_icon_tapped", "user_interaction_honk", "user_interaction_dashcam_launcher_action_tapped")
 

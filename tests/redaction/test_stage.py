@@ -80,9 +80,9 @@ def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored
     assert failed and metrics["clips"]["redaction_failed"] == len(failed)
     assert all(r["output_uri"] is None and json.loads(r["findings"])[0]["class"] == "face" for r in failed)
     assert not any(store.exists(f"redacted/{r['clip_id']}.mp4") for r in failed)
-    from curation.sources.ingest import summarize
+    from curation.redaction.stage import redaction_status
 
-    assert summarize(Catalog(store), "us")["totals"]["redaction_failed_clips"] == sorted(r["clip_id"] for r in failed)
+    assert redaction_status(Catalog(store))["redaction_failed_clips"] == sorted(r["clip_id"] for r in failed)
 
 
 @pytest.mark.slow

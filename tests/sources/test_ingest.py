@@ -12,7 +12,8 @@ import pytest
 
 from builders import REPO, make_fleet, make_params, make_store
 from curation.policy.params import load_params
-from curation.sources.ingest import _hmac, coarsen, ingest, pseudonym_key
+from curation.policy.zones import coarsen
+from curation.sources.ingest import _hmac, ingest, pseudonym_key
 from curation.storage.catalog import Catalog
 
 ALL_FAULTS = {"no_consent": 0.5, "zone_crossing": 0.5, "wrong_region": 0.25, "truncated": 0.25, "corrupt": 0.125,
