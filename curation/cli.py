@@ -256,6 +256,49 @@ def redact_command(
         typer.echo(json.dumps(summary))
 
 
+dataset_app = typer.Typer(help="Inspect exported datasets.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("verify")
+def dataset_verify(path: Path = typer.Argument(..., help="A dataset folder (with manifest.json), e.g. data/cn/datasets/fleet.")):
+    """Re-hash every file against manifest.json; exit 1 listing missing, changed or unlisted files."""
+    from curation.datasets.export import verify_dataset
+
+    problems = verify_dataset(path)
+    for problem in problems:
+        typer.echo(f"{path}: {problem}")
+    if problems:
+        raise typer.Exit(1)
+    import json
+
+    files = len(json.loads((path / "manifest.json").read_text())["files"])
+    typer.echo(f"dataset {path} intact: {files} files match manifest.json")
+
+
+@app.command("report")
+def report_command(
+    metrics: Path = typer.Option(Path("metrics"), "--metrics", help="Folder of per-region metrics (metrics/<region>/<stage>.json)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the markdown here (default: print it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the collected metrics as JSON instead."),
+    params: Path = PARAMS,
+):
+    """Cross-region summary from metrics files only (the one thing that may leave a region); refuses anything else."""
+    import json
+
+    from curation.policy.params import load_params
+    from curation.report import build_report
+
+    markdown, data = build_report(metrics, load_params(params))
+    text = json.dumps(data, indent=1, sort_keys=True) if as_json else markdown
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        typer.echo(f"report written to {out}")
+    else:
+        typer.echo(text)
+
+
 def main() -> None:
     try:
         app()

@@ -1,4 +1,4 @@
-"""Licence plates: the project's own YOLO detector (trained by scripts/train_plates.py) or user weights.
+"""Licence plates: the project's own YOLO detector (trained by scripts/train_detector.py plates) or user weights.
 
 Example:
     >>> detector = PlateDetector("models/plates.pt", imgsz=640)     # doctest: +SKIP
@@ -18,7 +18,7 @@ from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import CLASSES, Detections
 
-__all__ = ["PlateDetector", "resolve_device"]
+__all__ = ["PlateDetector", "resolve_device", "load_yolo"]
 
 PLATE = CLASSES.index("plate")
 ROTATED_THRESHOLD = 0.5
@@ -45,7 +45,8 @@ def _unrotate(detections: Detections, inverse: np.ndarray, shape) -> Detections:
 
 
 @functools.cache
-def _model(path: str):
+def load_yolo(path: str):
+    """One ultralytics model per weights file and process."""
     from ultralytics import YOLO
 
     return YOLO(path, task="detect")
@@ -60,10 +61,10 @@ class PlateDetector:
                  batch: int = 4, rotations: tuple[float, ...] = (0.0,)):
         path = Path(weights) if Path(weights).is_absolute() else PROJECT_ROOT / weights
         if not path.exists():
-            raise PolicyError(f"plate detector weights not found: {path} (train with scripts/train_plates.py or set redact.plate_model)")
+            raise PolicyError(f"plate detector weights not found: {path} (train with scripts/train_detector.py plates or set redact.plate_model)")
         self.path, self.imgsz, self.threshold, self.batch, self.rotations = path, imgsz, threshold, batch, rotations
         self.device = resolve_device(device)
-        self.model = _model(str(path))
+        self.model = load_yolo(str(path))
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from curation.errors import PolicyError
 from curation.policy.zones import Zones, load_zones
@@ -186,7 +186,7 @@ class RedactionParams(Strict):
     detect_every_s: float = Field(default=0.1, gt=0)  # detection interval; tracks cover the frames between
     face_threshold: Fraction = 0.3  # low: privacy first
     plate_threshold: Fraction = 0.3
-    plate_model: str = "models/plates.pt"  # project weights (scripts/train_plates.py) or your own
+    plate_model: str = "models/plates.pt"  # project weights (scripts/train_detector.py plates) or your own
     plate_imgsz: int = Field(default=640, ge=32, multiple_of=32)
     track: TrackParams = TrackParams()
     verify_face_threshold: Fraction = 0.5
@@ -196,6 +196,97 @@ class RedactionParams(Strict):
     device: str = "auto"  # auto: CUDA when present
 
 
+DEFAULT_TAXONOMY = {"vehicle": {}, "pedestrian": {}, "traffic_light": {"state": ["red", "yellow", "green", "off"]},
+                    "traffic_sign": {"sign": ["stop", "yield", "speed_limit"]}}
+# The bootstrap labeler's classes (models/labeler.pt, curation/perception/scene_data.py NAMES).
+BOOTSTRAP_CLASS_MAP = {"vehicle": {"class": "vehicle"}, "pedestrian": {"class": "pedestrian"},
+                       **{f"light_{s}": {"class": "traffic_light", "state": s} for s in ("red", "yellow", "green")},
+                       **{f"sign_{s}": {"class": "traffic_sign", "sign": s} for s in ("stop", "yield", "speed_limit")}}
+
+
+class LaneParams(Strict):
+    """The calibrated camera the lane method warps to a top-down view (TeslaCam front: about 60 degrees)."""
+
+    hfov_deg: float = Field(default=60.0, gt=0, lt=180)
+    mount_m: float = Field(default=1.4, gt=0)
+    horizon: Fraction = 0.42  # share of the image height where the horizon lies
+
+
+class LabelParams(Strict):
+    """Stage label@R: which frames, which model, how its classes map to the taxonomy."""
+
+    model: str = "models/labeler.pt"  # scripts/train_detector.py labeler; or any ultralytics weights + class_map
+    imgsz: int = Field(default=640, ge=32, multiple_of=32)
+    batch: int = Field(default=8, ge=1)
+    threshold: Fraction = 0.25
+    device: str = "auto"  # auto: CUDA and half precision when present
+    every_s: float = Field(default=0.5, gt=0)  # one frame per interval of presentation time
+    trigger_window_s: float = Field(default=1.0, ge=0)  # every frame this close to a trigger
+    hard_brake_mps2: float = Field(default=3.0, gt=0)  # deceleration with the brake on that counts as hard braking
+    min_box_px: float = Field(default=20, ge=0)  # smaller ground truth is neither taught nor scored
+    taxonomy: dict[str, dict[str, list[str]]] = DEFAULT_TAXONOMY  # class -> attribute -> allowed values
+    class_map: dict[str, dict[str, str]] = BOOTSTRAP_CLASS_MAP  # model class name -> {class: taxonomy class, attribute: value}
+    track: TrackParams = TrackParams(max_gap=2, extend=0, margin=0.0, margin_growth=0.0, link_reach=2.0)
+    lanes: LaneParams = LaneParams()
+
+    @model_validator(mode="after")
+    def _class_map_in_taxonomy(self) -> "LabelParams":
+        for name, target in self.class_map.items():
+            cls = target.get("class")
+            if cls not in self.taxonomy:
+                raise ValueError(f"class_map.{name}: class {cls!r} is not in the taxonomy ({', '.join(self.taxonomy)})")
+            for attribute, value in target.items():
+                if attribute == "class":
+                    continue
+                allowed = self.taxonomy[cls].get(attribute)
+                if allowed is None or value not in allowed:
+                    raise ValueError(f"class_map.{name}: {attribute}={value!r} is not allowed for {cls} "
+                                     f"(taxonomy: {self.taxonomy[cls] or 'no attributes'})")
+        return self
+
+
+class Scenario(Strict):
+    where: str  # pandas query over the curate frame table (see curation/datasets/frames.py)
+    quota: int = Field(ge=0)  # most frames taken for it
+
+
+class CurateParams(Strict):
+    """Stage curate@R: which labeled frames make the training set."""
+
+    scenarios: dict[str, Scenario] = {"everything": Scenario(where="True", quota=100_000)}  # first match wins
+    near_duplicate_distance: float = Field(default=0.02, ge=0, le=2)  # cosine distance: below it, the same picture
+    balance: dict[str, Fraction] = {}  # taxonomy class -> target share of boxes; empty: no balancing
+    max_frames: int = Field(default=5000, ge=1)
+    splits: dict[Literal["train", "val", "test"], Fraction] = {"train": 0.7, "val": 0.15, "test": 0.15}
+    group_cell_km: float | None = Field(default=None, gt=0)  # also keep frames within one cell of this size together
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _shares(self) -> "CurateParams":
+        if abs(sum(self.splits.values()) - 1) > 1e-6 or "train" not in self.splits:
+            raise ValueError(f"splits must include train and sum to 1, got {dict(self.splits)}")
+        return self
+
+
+class ExportParams(Strict):
+    """Stage export@R: <store>/datasets/<name>/."""
+
+    name: str = Field(default="fleet", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    jpeg_quality: int = Field(default=95, ge=50, le=100)
+    thumbnails: int = Field(default=16, ge=0)
+
+
+class TrainParams(Strict):
+    """Stage train@R: fine-tune in region on the exported set, evaluate on its test split."""
+
+    init: str = "models/labeler.pt"  # starting weights (the bootstrap labeler); "yolo11n.yaml" trains from scratch
+    epochs: int = Field(default=3, ge=1)
+    imgsz: int = Field(default=640, ge=32, multiple_of=32)
+    batch: int = Field(default=8, ge=1)
+    device: str = "auto"
+    seed: int = 0
+
+
 class Params(Strict):
     """The whole params.yaml. Stage sections join here as stages are added."""
 
@@ -203,6 +294,10 @@ class Params(Strict):
     simulate: SimulateParams = SimulateParams()
     ingest: IngestParams = IngestParams()
     redaction: RedactionParams = RedactionParams()
+    label: LabelParams = LabelParams()
+    curate: CurateParams = CurateParams()
+    export: ExportParams = ExportParams()
+    train: TrainParams = TrainParams()
     source: Path | None = Field(default=None, exclude=True)
 
     def region(self, name: str) -> RegionPolicy:

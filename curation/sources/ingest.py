@@ -231,6 +231,7 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
     replaced by its pseudonym; accepted bytes get a content-addressed name in ``raw/``.
     """
     catalog = Catalog(store)
+    catalog.table("reviews")  # exists from the start: the review app writes it, later stages depend on it
     _drop_orphans(catalog)
     seen = catalog.read("arrivals", ["source_uri", "sha256"])
     known = set(zip(seen.column("source_uri").to_pylist(), seen.column("sha256").to_pylist()))

@@ -15,9 +15,12 @@ from datetime import datetime
 
 import pyarrow as pa
 
-__all__ = ["Clip", "Frame", "Arrival", "Redaction", "RedactedClip", "schema_of", "to_table"]
+__all__ = ["Clip", "Frame", "Arrival", "Redaction", "RedactedClip", "Detection", "Track", "LaneLine", "LabeledClip",
+           "FrameEmbedding", "Review", "CuratedFrame", "Vector", "EMBEDDING_DIM",
+           "schema_of", "to_table"]
 
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
+_ARROW_LATE = {"Vector": lambda: pa.list_(pa.float32(), EMBEDDING_DIM)}
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,125 @@ class RedactedClip:
     redacted_at: datetime
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One auto-label box on one sampled frame, in the region's taxonomy."""
+
+    detection_id: str  # <clip_id>:<index>:<n>, what reviews refer to
+    clip_id: str
+    index: int
+    pts: int
+    label: str  # taxonomy class
+    attrs: str  # JSON {attribute: value}, e.g. {"state": "red"}
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    confidence: float
+    track: int  # per clip; -1 = not linked
+    model_class: str  # the model's own class name, before the class map
+    model: str  # "name:sha256-prefix" of the weights file
+    trigger: bool  # sampled because of a telemetry trigger (hard braking, autopilot disengaging)
+
+
+@dataclass(frozen=True)
+class Track:
+    """Detections of one object linked across a clip's sampled frames."""
+
+    clip_id: str
+    track: int
+    label: str
+    attrs: str  # JSON, the most frequent value of each attribute
+    first_pts: int
+    last_pts: int
+    detections: int
+    mean_confidence: float
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class LaneLine:
+    """One lane line on one sampled frame, as TuSimple points."""
+
+    clip_id: str
+    index: int
+    pts: int
+    lane: int  # left to right
+    type: str  # solid | dashed
+    color: str  # white | yellow
+    xs: str  # JSON pixel x per row of ys, -2 = not seen
+    ys: str  # JSON pixel rows
+    confidence: float
+    method: str
+
+
+@dataclass(frozen=True)
+class LabeledClip:
+    """That a verified redacted clip was labeled, from which bytes and with what (incremental reruns)."""
+
+    clip_id: str
+    redacted_sha256: str
+    fingerprint: str  # model hash + label params: a change re-labels
+    sampled_frames: int
+    sampled_indices: str  # JSON frame indices that were labeled (empty frames have no rows elsewhere)
+    trigger_frames: int
+    detections: int
+    tracks: int
+    lane_lines: int
+    model: str
+    labeled_at: datetime
+
+
+class Vector(tuple):
+    """A float32 embedding of EMBEDDING_DIM values (a fixed-size list: LanceDB indexes it)."""
+
+
+EMBEDDING_DIM = 256
+
+
+@dataclass(frozen=True)
+class FrameEmbedding:
+    """Pooled detector features of one labeled frame: near-duplicate search in curate."""
+
+    clip_id: str
+    index: int
+    vector: Vector
+
+
+@dataclass(frozen=True)
+class Review:
+    """One human decision in the review app; curate and redact act on them."""
+
+    review_id: str
+    clip_id: str
+    index: int | None  # frame; None for a decision on the whole clip
+    target: str  # detection | clip | redaction
+    target_id: str | None  # detection_id for detection decisions
+    decision: str  # accept | reject | fix | missed_face | missed_plate
+    before: str  # JSON of what the decision changes (empty object when nothing)
+    after: str  # JSON: the corrected box/class, or the box to redact
+    reviewer: str
+    role: str
+    at: datetime
+    applied: bool  # manual redactions: true once redact@R has masked it
+
+
+@dataclass(frozen=True)
+class CuratedFrame:
+    """A frame chosen for the region's training set, and its split."""
+
+    clip_id: str
+    index: int
+    pts: int
+    split: str  # train | val | test
+    scenario: str
+    group: str  # frames of one group (vehicle, event, optional map cell) share a split
+
+
 def _arrow_type(annotation) -> tuple[pa.DataType, bool]:
     if isinstance(annotation, str):
+        if annotation in _ARROW_LATE:
+            return _ARROW_LATE[annotation](), False
         annotation = eval(annotation, {"datetime": datetime})  # noqa: S307  (our own annotations only)
     args = typing.get_args(annotation)
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:

@@ -1,4 +1,4 @@
-"""`dvc repro ingest@cn` in a fresh copy of the repository, on a small simulated fleet."""
+"""`dvc repro` of one region in a fresh copy of the repository, on a small simulated fleet."""
 
 import json
 import os
@@ -31,19 +31,25 @@ def _fresh_copy(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_dvc_repro_ingest_builds_one_region_and_is_a_no_op_the_second_time(tmp_path):
+def test_dvc_repro_label_builds_one_region_through_redaction_and_is_a_no_op_the_second_time(tmp_path):
     root = _fresh_copy(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(root)}
     dvc = [str(Path(sys.executable).parent / "dvc")]
-    first = subprocess.run([*dvc, "repro", "ingest@cn"], cwd=root, env=env, capture_output=True, text=True)
+    first = subprocess.run([*dvc, "repro", "label@cn"], cwd=root, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     summary = json.loads((root / "metrics" / "cn" / "ingest.json").read_text())
     totals = summary["totals"]
     assert totals["arrived"] == totals["cataloged"] + totals["quarantined"] + totals["duplicates"] > 0
     assert not (root / "data" / "eu").exists()  # one region only
     assert (root / "data" / "cn" / "catalog" / "clips.lance").is_dir()
-    second = subprocess.run([*dvc, "repro", "ingest@cn"], cwd=root, env=env, capture_output=True, text=True)
+    labels = json.loads((root / "metrics" / "cn" / "label.json").read_text())
+    redaction = json.loads((root / "metrics" / "cn" / "redaction.json").read_text())
+    assert labels["clips"] == redaction["clips"]["verified"] > 0  # every verified clip, nothing else
+    assert labels["sampled_frames"] > 0 and sum(labels["detections"].values()) > 0 and labels["lane_lines"] > 0
+    assert labels["quality"]["lanes"]["truth_lines"] > 0
+    second = subprocess.run([*dvc, "repro", "label@cn"], cwd=root, env=env, capture_output=True, text=True)
     assert second.returncode == 0 and "Running stage" not in second.stdout
     status = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--region", "cn", "--json"], cwd=root, env=env,
                             capture_output=True, text=True)
-    assert json.loads(status.stdout)[0]["totals"] == totals
+    reported = json.loads(status.stdout)[0]["totals"]
+    assert {k: reported[k] for k in totals} == totals and reported["redaction"]["verified"] == labels["clips"]

@@ -1,0 +1,1 @@
+"""Training sets of a region: curate, export, dataset card, verification, training."""

@@ -1,0 +1,1 @@
+"""Auto-labeling in region: sample frames, detect, track, lanes, score (label@R)."""

@@ -1,0 +1,77 @@
+"""Any ultralytics weights plug in through the class map; names the map leaves out are dropped."""
+
+import numpy as np
+import pytest
+import yaml
+
+from builders import REPO
+from curation.errors import PolicyError
+from curation.labeling.stage import label_frames
+from curation.perception.labeler import Labeler
+from curation.perception.lanes import LaneDetector
+from curation.perception.tracks import TrackConfig
+from curation.policy.params import LabelParams, load_params
+from curation.sources.faces import face_bank
+from curation.sources.scene import Camera, Conditions, Scene
+
+COCO_LIKE = {"vehicle": "car", "pedestrian": "person", "light_red": "traffic light", "sign_stop": "stop sign"}
+
+
+def _user_weights(tmp_path):
+    """The bootstrap model under COCO's names for four of its classes, saved as a user would ship it."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(REPO / "models" / "labeler.pt"))
+    model.model.names = {i: COCO_LIKE.get(n, n) for i, n in model.model.names.items()}
+    path = tmp_path / "user.pt"
+    model.save(str(path))
+    return path
+
+
+def _street(seed=3):
+    bank = face_bank()
+    rng = np.random.default_rng([77, seed])
+    scene = Scene.random(rng, Camera(), "eu", (bank.crops, bank.boxes), conditions=Conditions("day", "clear"), vehicles=6)
+    return [scene.render(t, 8 * t)[0] for t in (0.0, 0.1, 0.2, 0.3)]
+
+
+def test_user_model_classes_map_to_the_taxonomy_and_unmapped_ones_are_dropped(tmp_path):
+    config = LabelParams(model=str(_user_weights(tmp_path)), threshold=0.2,
+                         class_map={"car": {"class": "vehicle"}, "traffic light": {"class": "traffic_light"},
+                                    "sign_speed_limit": {"class": "traffic_sign", "sign": "speed_limit"}})
+    labeler = Labeler(config)
+    bootstrap = Labeler(LabelParams(threshold=0.2))
+    frames = _street()
+    mine, theirs = labeler(frames), bootstrap(frames)
+    names = {n for _, _, frame_names in mine for n in frame_names}
+    assert names and names <= {"car", "traffic light", "sign_speed_limit"}
+    for (boxes, attrs, frame_names), (reference, _, reference_names) in zip(mine, theirs):
+        # The same boxes as the bootstrap names "vehicle": only the names changed.
+        assert sum(n == "car" for n in frame_names) == sum(n == "vehicle" for n in reference_names)
+        for cls, attr, name in zip(boxes.class_id, attrs, frame_names):
+            assert labeler.classes[cls] == config.class_map[name]["class"]
+            assert attr == {k: v for k, v in config.class_map[name].items() if k != "class"}  # COCO lights carry no state
+
+
+def test_a_class_map_naming_what_the_model_lacks_or_the_taxonomy_forbids_is_refused(tmp_path):
+    with pytest.raises(PolicyError, match="does not have: \\['bicycle'\\]"):
+        Labeler(LabelParams(class_map={"bicycle": {"class": "vehicle"}}))
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    document["label"]["class_map"]["light_red"]["state"] = "purple"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(PolicyError, match="state='purple' is not allowed for traffic_light"):
+        load_params(path)
+
+
+def test_objects_keep_one_track_across_sampled_frames():
+    config = LabelParams(threshold=0.3)
+    objects, lanes = label_frames(_street(), Labeler(config), LaneDetector(), TrackConfig(**config.track.model_dump()))
+    assert len(objects) == len(lanes) == 4
+    first = objects[0][0]
+    assert len(first) and (first.track_id >= 0).all()
+    # A car seen on the first frame is the same track on the next ones (it moves a few pixels).
+    for boxes, _, _ in objects[1:]:
+        assert set(first.track_id[first.class_id == 0]) & set(boxes.track_id[boxes.class_id == 0])
+    ids = [t for boxes, _, _ in objects for t in boxes.track_id]
+    assert len(set(ids)) < len(ids)
