@@ -13,7 +13,7 @@ export LANCEDB_LOG := error
 # Stage commands in dvc.yaml say `python`: make it the project's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test check clean
+.PHONY: setup run test check clean s3 notebook
 setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changed: seconds when nothing did.
@@ -40,6 +40,20 @@ check: setup
 
 test: setup check
 	$(BIN)/python -m pytest -q
+
+# The S3 deployment on this machine: SeaweedFS on 127.0.0.1, one bucket and one identity per region.
+# Prints the key variables and the params.yaml store settings; Ctrl-C stops it.
+s3: setup
+	$(BIN)/python -m curation.deploy.seaweed build/s3
+
+# Execute the exploration notebook on region R (default cn) into build/ (the tests execute it too).
+R ?= cn
+notebook: setup
+	mkdir -p build
+	CURATION_ROOT=$(CURDIR) CURATION_REGION=$(R) $(BIN)/python -c "import nbformat, nbclient; \
+	nb = nbformat.read('notebooks/01-explore-region.ipynb', 4); nbclient.NotebookClient(nb, timeout=600).execute(); \
+	nbformat.write(nb, 'build/01-explore-region-$(R).ipynb')"
+	@echo "executed: build/01-explore-region-$(R).ipynb"
 
 clean:
 	rm -rf data remotes .pytest_cache

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 
 import cv2
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: the card never touches a user's plotting backend
 
 __all__ = ["dataset_card", "draw_labels"]
 
@@ -22,8 +20,7 @@ def draw_labels(frame: np.ndarray, boxes: list[tuple[int, tuple]], lanes: list[d
     out = frame.copy()
     thickness = max(1, frame.shape[0] // 240)
     for lane in lanes:
-        xs, ys = lane["xs"], lane["ys"]
-        xs, ys = (json_list(xs), json_list(ys))
+        xs, ys = _as_list(lane["xs"]), _as_list(lane["ys"])
         points = np.array([(x, y) for x, y in zip(xs, ys) if x >= 0], np.int32)
         if len(points) > 1:
             cv2.polylines(out, [points], False, LANE_COLOURS.get(lane.get("color"), (255, 255, 255)), thickness,
@@ -35,21 +32,20 @@ def draw_labels(frame: np.ndarray, boxes: list[tuple[int, tuple]], lanes: list[d
     return out
 
 
-def json_list(value):
-    import json
-
+def _as_list(value) -> list:
+    """Lane points as stored in the catalog (JSON text) or as a list."""
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _png(figure) -> bytes:
+def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 
 def _histogram(classes: list[str], per_split: dict) -> bytes:
-    figure, axis = plt.subplots(figsize=(6, 3))
+    figure = Figure(figsize=(6, 3))
+    axis = figure.subplots()
     x = np.arange(len(classes))
     width = 0.8 / max(len(per_split), 1)
     for k, (split, entry) in enumerate(per_split.items()):

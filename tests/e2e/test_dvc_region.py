@@ -1,5 +1,11 @@
-"""`dvc repro` of one region in a fresh copy of the repository, on a small simulated fleet."""
+"""`dvc repro` of a region end to end in a fresh copy of the repository, then `dvc push` per region.
 
+One small simulated fleet: cn runs simulate -> ingest -> redact -> label -> curate -> export -> train,
+eu runs up to ingest; a second repro does nothing; every object in a region's DVC remote belongs to
+that region's outputs, and naming the other region's remote moves nothing across.
+"""
+
+import hashlib
 import json
 import os
 import shutil
@@ -7,10 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lancedb
+import nbclient
+import nbformat
 import pytest
 import yaml
 
 from builders import REPO
+
+BIN = Path(sys.executable).parent
 
 
 def _fresh_copy(tmp_path: Path) -> Path:
@@ -20,36 +31,89 @@ def _fresh_copy(tmp_path: Path) -> Path:
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
-    for lock in ("dvc.lock",):
-        (root / lock).unlink(missing_ok=True)
+    (root / "dvc.lock").unlink(missing_ok=True)
     shutil.rmtree(root / "metrics", ignore_errors=True)
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["simulate"].update(vehicles=2, events=2, seconds=2, width=640, height=360)
+    params["simulate"].update(vehicles=4, events=1, seconds=2, width=640, height=360)
+    params["simulate"]["rates"].update(no_consent=0.0, zone_crossing=0.0, wrong_region=0.0, corrupt=0.0, truncated=0.0)
+    params["train"].update(epochs=1, imgsz=320)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
 
+def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(root), "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+    assert not check or result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def _md5s(folder: Path) -> set[str]:
+    return {hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def _remote_objects(remote: Path) -> set[str]:
+    return {p.parent.name + p.name.removesuffix(".dir") for p in (remote / "files" / "md5").rglob("*") if p.is_file()}
+
+
 @pytest.mark.slow
-def test_dvc_repro_label_builds_one_region_through_redaction_and_is_a_no_op_the_second_time(tmp_path):
+def test_one_region_end_to_end_then_push_keeps_each_region_in_its_own_remote(tmp_path, monkeypatch):
     root = _fresh_copy(tmp_path)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(root)}
-    dvc = [str(Path(sys.executable).parent / "dvc")]
-    first = subprocess.run([*dvc, "repro", "label@cn"], cwd=root, env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
-    summary = json.loads((root / "metrics" / "cn" / "ingest.json").read_text())
-    totals = summary["totals"]
-    assert totals["arrived"] == totals["cataloged"] + totals["quarantined"] + totals["duplicates"] > 0
-    assert not (root / "data" / "eu").exists()  # one region only
-    assert (root / "data" / "cn" / "catalog" / "clips.lance").is_dir()
-    labels = json.loads((root / "metrics" / "cn" / "label.json").read_text())
-    redaction = json.loads((root / "metrics" / "cn" / "redaction.json").read_text())
-    assert labels["clips"] == redaction["clips"]["verified"] > 0  # every verified clip, nothing else
-    assert labels["sampled_frames"] > 0 and sum(labels["detections"].values()) > 0 and labels["lane_lines"] > 0
-    assert labels["quality"]["lanes"]["truth_lines"] > 0
-    second = subprocess.run([*dvc, "repro", "label@cn"], cwd=root, env=env, capture_output=True, text=True)
-    assert second.returncode == 0 and "Running stage" not in second.stdout
-    status = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--region", "cn", "--json"], cwd=root, env=env,
-                            capture_output=True, text=True)
-    reported = json.loads(status.stdout)[0]["totals"]
-    assert {k: reported[k] for k in totals} == totals and reported["redaction"]["verified"] == labels["clips"]
+    _run(root, str(BIN / "dvc"), "repro", "train@cn")
+    _run(root, str(BIN / "dvc"), "repro", "ingest@eu")
+    assert not (root / "data" / "us").exists()
+    metrics = {stage: json.loads((root / "metrics" / "cn" / f"{stage}.json").read_text())
+               for stage in ("ingest", "redaction", "label", "curate", "export", "train")}
+    assert metrics["label"]["clips"] == metrics["redaction"]["clips"]["verified"] > 0  # every verified clip, nothing else
+    assert metrics["label"]["sampled_frames"] > 0 and sum(metrics["label"]["detections"].values()) > 0
+    assert metrics["label"]["quality"]["lanes"]["truth_lines"] > 0
+    assert metrics["export"]["images"] == metrics["curate"]["selected"] > 0
+    assert metrics["train"]["mAP50"] >= 0 and (root / "data" / "cn" / "models" / "fleet" / "best.pt").is_file()
+    assert json.loads((root / "metrics" / "cn" / "plots" / "pr.json").read_text())
+
+    # Splits never share a vehicle: join the curated frames with the clips they came from.
+    catalog = lancedb.connect(str(root / "data" / "cn" / "catalog"))
+    curated = catalog.open_table("curated").to_pandas()
+    clips = catalog.open_table("clips").to_pandas()[["clip_id", "vehicle", "event_id"]]
+    joined = curated.merge(clips, on="clip_id")
+    assert (joined.groupby("vehicle").split.nunique() == 1).all() and (joined.groupby("event_id").split.nunique() == 1).all()
+
+    # The dataset verifies; a changed label file is caught.
+    dataset = root / "data" / "cn" / "datasets" / "fleet"
+    _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset))
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert not any("vehicle" in image or "event" in image for image in manifest["images"])
+    assert _run(root, str(BIN / "dvc"), "repro", "train@cn").stdout.count("Running stage") == 0
+    label = next(dataset.glob("labels/train/*.txt"))
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
+    tampered = _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset), check=False)
+    assert tampered.returncode == 1 and "sha256 differs" in tampered.stdout
+    _run(root, str(BIN / "dvc"), "checkout", "-f", "export@cn")
+
+    # Push: each remote holds only objects of its own region's outputs.
+    _run(root, str(BIN / "dvc"), "push")
+    remotes = root / "remotes"
+    cn_objects, eu_objects = _remote_objects(remotes / "cn"), _remote_objects(remotes / "eu")
+    cn_files, eu_files = _md5s(root / "data" / "cn"), _md5s(root / "data" / "eu")
+    assert cn_objects and eu_objects
+    assert not (eu_objects & (cn_files - eu_files)) and not (cn_objects & (eu_files - cn_files))
+    # Naming the wrong remote moves nothing across: outputs keep their region's remote.
+    _run(root, str(BIN / "dvc"), "push", "-r", "eu", "train@cn")
+    assert _remote_objects(remotes / "eu") == eu_objects
+    shutil.rmtree(root / ".dvc" / "cache")
+    shutil.rmtree(root / "data" / "cn" / "datasets")
+    _run(root, str(BIN / "dvc"), "pull", "-r", "eu", "export@cn", check=False)  # cn's data is not in eu's remote
+    assert _remote_objects(remotes / "eu") == eu_objects
+    _run(root, str(BIN / "dvc"), "pull", "export@cn")  # from cn's own remote
+    _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset))
+
+    # The exploration notebook runs on the region just built.
+    monkeypatch.setenv("CURATION_ROOT", str(root))
+    monkeypatch.setenv("CURATION_REGION", "cn")
+    notebook = nbformat.read(REPO / "notebooks" / "01-explore-region.ipynb", as_version=4)
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    printed = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert f"{min(6, metrics['export']['images'])} samples shown" in printed
+    images = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # class balance, scenarios, samples

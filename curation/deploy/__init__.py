@@ -1,0 +1,1 @@
+"""Deployments: the S3 object store for regions on one machine."""
