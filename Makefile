@@ -13,7 +13,7 @@ export LANCEDB_LOG := error
 # Stage commands in dvc.yaml say `python`: make it the project's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test check clean s3 notebook
+.PHONY: setup run test check clean s3 notebook browser
 setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changed: seconds when nothing did.
@@ -38,7 +38,12 @@ run: setup
 check: setup
 	$(BIN)/curation policy check
 
-test: setup check
+# The review app's browser test drives Debian's Chromium through its ChromeDriver.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+
+test: setup check browser
 	$(BIN)/python -m pytest -q
 
 # The S3 deployment on this machine: SeaweedFS on 127.0.0.1, one bucket and one identity per region.

@@ -299,6 +299,67 @@ def report_command(
         typer.echo(text)
 
 
+review_app = typer.Typer(help="The labelers' review web app of one region (redacted media only).", no_args_is_help=True)
+token_app = typer.Typer(help="Sign-in tokens for the review app (stored hashed in the region's store).", no_args_is_help=True)
+review_app.add_typer(token_app, name="token")
+app.add_typer(review_app, name="review")
+REGION = typer.Option(..., "--region", "-r", help="The region (a key of params.yaml regions).")
+
+
+@review_app.command("serve")
+def review_serve(
+    region: str = REGION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (default: this machine only)."),
+    port: int = typer.Option(8080, "--port", help="TCP port."),
+    params: Path = PARAMS,
+):
+    """Serve the review app for one region: queue, clip view with labels over the redacted video, decisions."""
+    import uvicorn
+
+    from curation.policy.params import load_params
+    from curation.review.app import create_app
+
+    typer.echo(f"review app for region {region} on http://{host}:{port}/ (Ctrl-C stops it)")
+    uvicorn.run(create_app(load_params(params), region), host=host, port=port, log_level="warning")
+
+
+@token_app.command("add")
+def token_add(
+    region: str = REGION,
+    user: str = typer.Option(..., "--user", help="Who gets the token (recorded with every decision)."),
+    role: str = typer.Option("labeler", "--role", help="labeler | reviewer | admin."),
+    params: Path = PARAMS,
+):
+    """Create a token for USER in REGION and print it once (only its hash is stored)."""
+    from curation.policy.params import load_params
+    from curation.review.auth import Tokens
+    from curation.storage.store import RegionStore
+
+    typer.echo(Tokens(RegionStore(load_params(params), region, actor="admin")).add(user, role))
+
+
+@token_app.command("list")
+def token_list(region: str = REGION, params: Path = PARAMS):
+    """Users with a token in REGION, and their roles (tokens themselves are not stored)."""
+    from curation.policy.params import load_params
+    from curation.review.auth import Tokens
+    from curation.storage.store import RegionStore
+
+    for entry in Tokens(RegionStore(load_params(params), region, actor="admin")).users():
+        typer.echo(f"{entry['user']}\t{entry['role']}\t{entry['created']}")
+
+
+@token_app.command("revoke")
+def token_revoke(region: str = REGION, user: str = typer.Option(..., "--user"), params: Path = PARAMS):
+    """Remove every token of USER in REGION."""
+    from curation.policy.params import load_params
+    from curation.review.auth import Tokens
+    from curation.storage.store import RegionStore
+
+    removed = Tokens(RegionStore(load_params(params), region, actor="admin")).revoke(user)
+    typer.echo(f"revoked {removed} token(s) of {user} in {region}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,8 +1,9 @@
 """Object auto-labels from any ultralytics detector, mapped to the region's taxonomy by name.
 
 The class map is the only coupling between a model and the platform: the bootstrap weights name
-their classes ``light_red`` or ``sign_stop``, COCO weights ``traffic light`` or ``car``; both end
-up as taxonomy classes with attributes. Classes the map does not name are dropped.
+their classes ``traffic_light`` or ``sign_stop``, COCO weights ``traffic light`` or ``car``; both end
+up as taxonomy classes with attributes. Classes the map does not name are dropped. A traffic light
+whose state the map does not give gets it from its lamp pixels (curation/perception/light_state.py).
 
 Example:
     >>> labeler = Labeler(params.label)                         # doctest: +SKIP
@@ -19,6 +20,7 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections
+from curation.perception.light_state import light_state
 from curation.perception.plates import load_yolo, resolve_device
 from curation.storage.records import EMBEDDING_DIM
 
@@ -46,6 +48,7 @@ class Labeler:
         # model class index -> (taxonomy index, attributes, model class name)
         self.mapping = {i: (self.classes.index(config.class_map[n]["class"]), {k: v for k, v in config.class_map[n].items() if k != "class"}, n)
                         for i, n in names.items() if n in config.class_map}
+        self.lights = self.classes.index("traffic_light") if "state" in config.taxonomy.get("traffic_light", {}) else None
 
     def __call__(self, frames: list[np.ndarray]) -> list[tuple[Detections, list[dict], list[str]]]:
         out = []
@@ -54,13 +57,19 @@ class Labeler:
             chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + self.config.batch]]  # ultralytics wants BGR
             results = self.model.predict(chunk, imgsz=self.config.imgsz, conf=self.config.threshold, device=self.device, quantize=precision,
                                          verbose=False, batch=len(chunk), project=str(PROJECT_ROOT / "runs"))
-            for result in results:
+            for frame, result in zip(frames[start : start + self.config.batch], results):
                 found = Detections.from_ultralytics(result)
-                keep = np.array([c in self.mapping for c in found.class_id], bool)
-                found = found[keep]
+                found = found[np.array([c in self.mapping for c in found.class_id], bool)]
                 mapped = [self.mapping[int(c)] for c in found.class_id]
-                out.append((Detections(found.xyxy, found.confidence, [m[0] for m in mapped]), [m[1] for m in mapped], [m[2] for m in mapped]))
+                attrs = [self._attributes(frame, box, cls, given) for box, (cls, given, _) in zip(found.xyxy, mapped)]
+                out.append((Detections(found.xyxy, found.confidence, [m[0] for m in mapped]), attrs, [m[2] for m in mapped]))
         return out
+
+    def _attributes(self, frame: np.ndarray, box: np.ndarray, cls: int, given: dict) -> dict:
+        if cls != self.lights or "state" in given:
+            return dict(given)
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        return {**given, "state": light_state(frame[max(y1, 0) : y2, max(x1, 0) : x2])}
 
     def embed(self, frames: list[np.ndarray]) -> np.ndarray:
         """(N, EMBEDDING_DIM) unit vectors: the detector's pooled deepest features (ultralytics ``embed``),

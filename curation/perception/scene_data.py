@@ -25,7 +25,9 @@ from curation.sources.scene import Camera, Conditions, Scene
 __all__ = ["NAMES", "bootstrap_name", "write_dataset", "MIN_BOX_PX", "MIN_VISIBLE"]
 
 # The bootstrap detector's classes; params.yaml `label.class_map` maps them to the taxonomy.
-NAMES = ("vehicle", "pedestrian", "light_red", "light_yellow", "light_green", "sign_stop", "sign_yield", "sign_speed_limit")
+# Lights are one class: their state is read from the lamp pixels (curation/perception/light_state.py),
+# which works for any detector's lights and beats a detector guessing three tiny look-alike classes.
+NAMES = ("vehicle", "pedestrian", "traffic_light", "sign_stop", "sign_yield", "sign_speed_limit")
 MIN_BOX_PX = 20  # at 720p: smaller objects are neither taught nor scored (label.min_box_px)
 MIN_VISIBLE = 0.5
 SEED_BASE = 1_000_003  # training scenes never share a seed with the fleet simulator's
@@ -35,10 +37,8 @@ TILE, SCALE = 320, 0.5
 def bootstrap_name(obj: dict) -> str | None:
     """Ground-truth object (simulator) -> bootstrap class name, None for classes it does not learn."""
     kind, attrs = obj["class"], obj.get("attrs", {})
-    if kind in ("vehicle", "pedestrian"):
+    if kind in ("vehicle", "pedestrian", "traffic_light"):
         return kind
-    if kind == "traffic_light":
-        return f"light_{attrs['state']}" if f"light_{attrs['state']}" in NAMES else None
     if kind == "traffic_sign":
         sign = attrs["sign"]
         return "sign_speed_limit" if sign.startswith("speed_limit") else f"sign_{sign}"

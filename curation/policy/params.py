@@ -199,8 +199,7 @@ class RedactionParams(Strict):
 DEFAULT_TAXONOMY = {"vehicle": {}, "pedestrian": {}, "traffic_light": {"state": ["red", "yellow", "green", "off"]},
                     "traffic_sign": {"sign": ["stop", "yield", "speed_limit"]}}
 # The bootstrap labeler's classes (models/labeler.pt, curation/perception/scene_data.py NAMES).
-BOOTSTRAP_CLASS_MAP = {"vehicle": {"class": "vehicle"}, "pedestrian": {"class": "pedestrian"},
-                       **{f"light_{s}": {"class": "traffic_light", "state": s} for s in ("red", "yellow", "green")},
+BOOTSTRAP_CLASS_MAP = {"vehicle": {"class": "vehicle"}, "pedestrian": {"class": "pedestrian"}, "traffic_light": {"class": "traffic_light"},
                        **{f"sign_{s}": {"class": "traffic_sign", "sign": s} for s in ("stop", "yield", "speed_limit")}}
 
 

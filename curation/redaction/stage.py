@@ -85,19 +85,25 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()
+    manual = _manual_redactions(catalog)
     min_height = {"face": policy.redact.min_face_px, "plate": policy.redact.min_plate_px}
     scores, statuses, now = [], Counter(), datetime.now(timezone.utc)
     for clip in tqdm(clips, desc=f"redact {store.region}", unit="clip", disable=not progress):
         clip_id = clip["clip_id"]
         old = previous.get(clip_id)
-        if old and old["fingerprint"] == fingerprint:
+        drawn = manual.get(clip_id, {})
+        clip_fingerprint = _with_manual(fingerprint, drawn)
+        if old and old["fingerprint"] == clip_fingerprint:
             statuses[old["status"]] += 1
             continue
-        if not store.exists(clip["source_uri"]):
+        source = clip["source_uri"]
+        if not store.exists(source) and drawn and old and old["output_uri"] and store.exists(old["output_uri"]):
+            source = old["output_uri"]  # raw is gone (retention): mask the drawn boxes on the redacted output itself
+        if not store.exists(source):
             if old:  # raw media is gone on its retention clock: the earlier result stands
                 statuses[old["status"]] += 1
                 continue
-            result_row = _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], fingerprint, version, False, None, now)
+            result_row = _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], clip_fingerprint, version, False, None, now)
             _replace(catalog, clip_id, [], result_row)
             statuses["raw_missing"] += 1
             continue
@@ -108,15 +114,16 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         if in_zone.any() and (zone_policy.action == "drop_clip" or share > zone_policy.max_share):
             store.audit.append(store.actor, "drop_clip_restricted_zone", clip["source_uri"], clip_id, share=round(float(share), 3))
             deadline, delete_now = _retention(policy, now)
-            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], fingerprint, version, delete_now,
+            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], clip_fingerprint, version, delete_now,
                        deadline, now)
             _replace(catalog, clip_id, [], row)
             _retire(store, clip, row)
             statuses["dropped_zone"] += 1
             continue
-        data = store.read_bytes(clip["source_uri"])
+        data = store.read_bytes(source)
         buffer = io.BytesIO()
-        result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"])
+        result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"],
+                              manual={i: _boxes_from_json(json.dumps(b)) for i, b in drawn.items()})
         output = buffer.getvalue()
         findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
@@ -131,8 +138,11 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
                            findings=len(findings), policy_version=version)
         deadline, delete_now = _retention(policy, now) if status == "verified" else (None, False)
         row = _row(clip, status, uri, digest, result.frames, int(result.blanked.sum()), tracks["face"], tracks["plate"], findings,
-                   fingerprint, version, delete_now, deadline, now)
+                   clip_fingerprint, version, delete_now, deadline, now)
         _replace(catalog, clip_id, frames, row)
+        if drawn:  # the people's boxes are in this redaction now: the clip may be exported again
+            catalog.table("reviews").update(where=f"clip_id = '{clip_id}' AND decision IN ('missed_face', 'missed_plate')",
+                                            values={"applied": True})
         _retire(store, clip, row)
         statuses[status] += 1
     for stale in sorted(set(previous) - {c["clip_id"] for c in clips}):
@@ -164,6 +174,22 @@ def redaction_status(catalog: Catalog) -> dict:
         return {}
     return {"redaction": dict(sorted(Counter(r["status"] for r in rows).items())),
             "redaction_failed_clips": sorted(r["clip_id"] for r in rows if r["status"] == "redaction_failed")}
+
+
+def _manual_redactions(catalog: Catalog) -> dict[str, dict[int, list]]:
+    """Boxes reviewers drew for missed faces and plates: clip -> frame index -> [[x1, y1, x2, y2, class, track]]."""
+    reviews = catalog.read("reviews", ["clip_id", "index", "decision", "after"], "decision IN ('missed_face', 'missed_plate')").to_pylist()
+    out: dict[str, dict[int, list]] = {}
+    for k, review in enumerate(reviews):
+        box = json.loads(review["after"])["box"]
+        cls = "face" if review["decision"] == "missed_face" else "plate"
+        out.setdefault(review["clip_id"], {}).setdefault(int(review["index"]), []).append([*box, cls, k])
+    return out
+
+
+def _with_manual(fingerprint: str, drawn: dict) -> str:
+    """A new drawn box changes the clip's fingerprint, so the clip is redacted again."""
+    return fingerprint if not drawn else hashlib.sha256(f"{fingerprint}|{json.dumps(drawn, sort_keys=True)}".encode()).hexdigest()[:16]
 
 
 def _row(clip, status, uri, digest, frames, blanked, faces, plates, findings, fingerprint, version, deleted, deadline, now) -> RedactedClip:

@@ -105,8 +105,11 @@ def _refine(keyframes: dict[int, Detections], stride: int, n: int, track: TrackC
 
 
 def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
-                 max_frames: int | None = None) -> RedactionResult:
-    """Redact an in-memory MP4 into ``target`` (path or binary file); returns what was masked."""
+                 max_frames: int | None = None, manual: dict[int, Detections] | None = None) -> RedactionResult:
+    """Redact an in-memory MP4 into ``target`` (path or binary file); returns what was masked.
+
+    ``manual`` holds boxes people drew in the review app (frame index -> Detections): they are
+    tracked on their own, extended and grown like any detection, and masked on top."""
     timings = {}
     start = time.perf_counter()
     info = probe(data, decode=False)
@@ -151,6 +154,9 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
     timings["decode_detect_s"] = time.perf_counter() - start
     height, width = frames[0].shape[:2] if frames else (0, 0)
     boxes = dense_boxes(keyframes, n, config.track, size=(width, height))
+    if manual:
+        drawn = dense_boxes({i: d for i, d in manual.items() if i < n}, n, config.track, size=(width, height))
+        boxes = [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + 100_000)]) for auto, m in zip(boxes, drawn)]
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     start = time.perf_counter()
     with VideoWriter(target, width, height, float(rate), crf=config.crf, time_base=time_base) as writer:

@@ -10,6 +10,8 @@ Example:
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import lancedb
 import pyarrow as pa
 
@@ -27,7 +29,9 @@ TABLES = {"clips": Clip, "frames": Frame, "arrivals": Arrival, "redactions": Red
 class Catalog:
     def __init__(self, store: RegionStore, folder: str = "catalog"):
         self.store = store
-        self.db = lancedb.connect(store.uri(folder), storage_options=store.storage_options() or None)
+        # Every read sees the latest commit: the review server and the pipeline write the same tables.
+        self.db = lancedb.connect(store.uri(folder), storage_options=store.storage_options() or None,
+                                  read_consistency_interval=timedelta(0))
         self._tables = {}
 
     def table(self, name: str):
