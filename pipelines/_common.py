@@ -23,7 +23,18 @@ def store_key(store: RegionStore, argument: str) -> str:
     return store.key(store.path(target, "access"))
 
 
-def write_metrics(path: str, document: dict) -> None:
+def run_region_stage(stage) -> None:
+    """`python -m pipelines.<stage> REGION METRICS_JSON`: run ``stage(store, params)``, print and write its metrics."""
+    import sys
+
+    region, metrics = sys.argv[1:3]
+    params, store = stage_store(region)
+    document = stage(store, params)
+    print(json.dumps(document, indent=1))
+    write_metrics(metrics, document)
+
+
+def write_metrics(path: str, document) -> None:
     """Metrics are the one thing that may leave a region: aggregates only, by construction."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")

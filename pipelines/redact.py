@@ -3,19 +3,8 @@
 usage: python -m pipelines.redact REGION METRICS_JSON
 """
 
-import json
-import sys
-
 from curation.redaction.stage import redact_region
-from pipelines._common import stage_store, write_metrics
-
-
-def main(region: str, metrics: str) -> None:
-    params, store = stage_store(region)
-    document = redact_region(store, params)
-    print(json.dumps(document, indent=1))
-    write_metrics(metrics, document)
-
+from pipelines._common import run_region_stage
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    run_region_stage(redact_region)

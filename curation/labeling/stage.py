@@ -29,22 +29,14 @@ from curation.perception.lanes import VERSION as LANES_VERSION
 from curation.perception.lanes import LaneCamera, LaneDetector
 from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.perception.tracks import TrackConfig, link
+from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import Detection, FrameEmbedding, LabeledClip, LaneLine, Track, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["label_region", "label_frames", "truth_lines"]
+__all__ = ["label_region", "label_frames"]
 
 TABLES = ("detections", "tracks", "lane_lines", "frame_embeddings")
-
-
-def truth_lines(store: RegionStore, clip: dict) -> dict[int, dict] | None:
-    """The simulator's ground truth for a clip's camera, by frame index (None for real uploads)."""
-    uri = clip["groundtruth_uri"]
-    if not uri or not store.exists(uri):
-        return None
-    lines = (json.loads(line) for line in store.read_text(uri).splitlines() if line.strip())
-    return {line["frame"]: line for line in lines if line["camera"] == clip["camera"]}
 
 
 def label_frames(frames: list[np.ndarray], labeler: Labeler, lanes: LaneDetector, track_config: TrackConfig):

@@ -25,6 +25,7 @@ from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.redaction.quality import combine, score_clip
 from curation.redaction.verify import verify_video
 from curation.redaction.video import RedactionConfig, redact_video
+from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
 from curation.storage.store import RegionStore
@@ -65,14 +66,6 @@ def _boxes_from_json(text: str) -> Detections:
     items = json.loads(text)
     return Detections(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
                       [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
-
-
-def _truth(store: RegionStore, clip: dict) -> list[dict] | None:
-    uri = clip["groundtruth_uri"]
-    if not uri or not store.exists(uri):
-        return None
-    lines = (json.loads(line) for line in store.read_text(uri).splitlines() if line.strip())
-    return [line for line in lines if line["camera"] == clip["camera"]]
 
 
 def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
@@ -152,12 +145,12 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         catalog.table("redactions").delete(f"clip_id = '{stale}'")
         catalog.table("redacted_clips").delete(f"clip_id = '{stale}'")
     for clip in clips:  # quality from the stored proof, so incremental runs report every clip
-        truth = _truth(store, clip)
+        truth = truth_lines(store, clip)
         rows = catalog.read("redactions", ["index", "boxes", "blanked"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
         if truth is not None and rows:
             boxes = [_boxes_from_json(r["boxes"]) for r in rows]
             blanked = np.array([r["blanked"] for r in rows], bool)
-            scores.append(score_clip(truth, boxes, blanked, (clip["height"], clip["width"]), min_height))
+            scores.append(score_clip(list(truth.values()), boxes, blanked, (clip["height"], clip["width"]), min_height))
     _enforce_retention(store, catalog, now)
     verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
     # Always written (the folder is a DVC out): which outputs are verified, by content hash.
