@@ -27,8 +27,11 @@ from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import VERSION as LANES_VERSION
 from curation.perception.lanes import LaneCamera, LaneDetector
+from curation.perception.light_state import VERSION as LIGHT_STATE_VERSION
 from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.perception.tracks import TrackConfig, link
+from curation.redaction.masks import mask_of
+from curation.redaction.stage import boxes_from_json
 from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import Detection, FrameEmbedding, LabeledClip, LaneLine, Track, to_table
@@ -59,7 +62,8 @@ def label_region(store: RegionStore, params, progress: bool = True) -> dict:
     labeler = Labeler(config)
     lanes = LaneDetector(LaneCamera(**config.lanes.model_dump()))
     track_config = TrackConfig(**config.track.model_dump())
-    fingerprint = hashlib.sha256(f"{labeler.name}|{LANES_VERSION}|{TRACKER_VERSION}|{config.model_dump_json()}".encode()).hexdigest()[:16]
+    versions = f"{labeler.name}|{LANES_VERSION}|{TRACKER_VERSION}|{LIGHT_STATE_VERSION}"
+    fingerprint = hashlib.sha256(f"{versions}|{config.model_dump_json()}".encode()).hexdigest()[:16]
     verified = {r["clip_id"]: r for r in catalog.read("redacted_clips", where="status = 'verified'").to_pylist()}
     previous = {r["clip_id"]: r for r in catalog.read("labeled_clips").to_pylist()}
     clips = {c["clip_id"]: c for c in catalog.read("clips").to_pylist()}
@@ -153,7 +157,7 @@ def _metrics(store, catalog, config, labeler, clips) -> dict:
     detections = catalog.read("detections", ["clip_id", "index", "label", "attrs", "x1", "y1", "x2", "y2", "confidence"]).to_pylist()
     lane_rows = catalog.read("lane_lines", ["clip_id", "index", "xs", "ys", "type", "color"]).to_pylist()
     tracks = catalog.read("tracks", ["label"]).column("label").to_pylist()
-    scorer, lane_frames = BoxScorer(labeler.classes, config.min_box_px), []
+    scorer, lane_frames, hidden = BoxScorer(labeler.classes, config.min_box_px), [], Counter()
     for row in labeled:
         clip = clips.get(row["clip_id"])
         truth = truth_lines(store, clip) if clip else None
@@ -168,14 +172,33 @@ def _metrics(store, catalog, config, labeler, clips) -> dict:
             if lane["clip_id"] == row["clip_id"]:
                 frame_lanes.setdefault(lane["index"], []).append({"xs": json.loads(lane["xs"]), "ys": json.loads(lane["ys"]),
                                                                   "type": lane["type"], "color": lane["color"]})
+        masks = {r["index"]: r["boxes"] for r in catalog.read("redactions", ["index", "boxes"], f"clip_id = '{row['clip_id']}'").to_pylist()}
         for index in json.loads(row["sampled_indices"]):
             if index in truth:
-                scorer.add(frame_boxes.get(index, []), truth[index]["objects"])
+                objects = _readable(truth[index]["objects"], masks.get(index), (clip["height"], clip["width"]), hidden)
+                scorer.add(frame_boxes.get(index, []), objects)
                 lane_frames.append(lane_scores(frame_lanes.get(index, []), truth[index]["lanes"], clip["height"]))
     return {"region": store.region, "model": labeler.name, "lanes": LANES_VERSION, "tracker": TRACKER_VERSION,
             "clips": len(labeled), "sampled_frames": sum(r["sampled_frames"] for r in labeled),
             "trigger_frames": sum(r["trigger_frames"] for r in labeled),
             "detections": dict(sorted(Counter(d["label"] for d in detections).items())), "tracks": dict(sorted(Counter(tracks).items())),
             "lane_lines": len(lane_rows),
-            "quality": {"boxes": scorer.result(), "lanes": combine_lanes(lane_frames)} if lane_frames else None}
+            "quality": {"boxes": scorer.result(), "lanes": combine_lanes(lane_frames),
+                        "hidden_by_redaction": dict(sorted(hidden.items()))} if lane_frames else None}
+
+
+def _readable(objects: list[dict], boxes_json: str | None, shape, hidden: Counter) -> list[dict]:
+    """Ground truth with objects at least half under a redaction mask made unscored (visible 0): a sign
+    blurred by a plate false positive cannot be labeled, which is redaction's cost, not the labeler's."""
+    if not boxes_json:
+        return objects
+    mask = mask_of(boxes_from_json(boxes_json), shape)
+    out = []
+    for obj in objects:
+        x1, y1, x2, y2 = (int(round(v)) for v in obj["box"])
+        if x2 > x1 and y2 > y1 and obj["class"] not in ("face", "plate") and mask[y1:y2, x1:x2].mean() >= 0.5:
+            hidden[obj["class"]] += 1
+            obj = {**obj, "visible": 0.0}
+        out.append(obj)
+    return out
 

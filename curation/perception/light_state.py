@@ -2,8 +2,9 @@
 
 Any detector's traffic-light boxes get a state this way (COCO models have a single 'traffic light'
 class). The box is split along its long side into three lamps (red, yellow, green from the top of
-a vertical light, from the left of a horizontal one); the lit lamp is clearly brighter than the
-other two, and its hue must agree; otherwise the light is "off" (or its state cannot be read).
+a vertical light, from the left of a horizontal one); the lit lamp is clearly brighter and more
+saturated than the other two (sky around a loose box is bright but pale), and its hue must agree;
+otherwise the light is "off" (or its state cannot be read).
 
 Example:
     >>> light_state(np.zeros((30, 10, 3), np.uint8))
@@ -15,7 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["light_state", "STATES"]
+__all__ = ["light_state", "STATES", "VERSION"]
+
+VERSION = "lamp-saturated-brightness/2"
 
 STATES = ("red", "yellow", "green")
 LIT_RATIO = 1.35  # the lit lamp's brightness over the brighter of the other two
@@ -34,10 +37,11 @@ def light_state(crop: np.ndarray) -> str:
     for k in range(3):
         lo, hi = int(round(k * length / 3)), int(round((k + 1) * length / 3))
         lamp = hsv[lo:hi] if vertical else hsv[:, lo:hi]
-        values = lamp[..., 2].reshape(-1).astype(np.float32)
+        # Lit lamps are bright AND saturated; a loose box's sky or haze is bright but pale.
+        values = (lamp[..., 1].astype(np.float32) / 255 * lamp[..., 2]).reshape(-1)
         top = np.sort(values)[-max(1, values.size // 4):]  # the lamp's core, not the housing around it
         brightness.append(float(top.mean()))
-        core = lamp.reshape(-1, 3)[lamp[..., 2].reshape(-1) >= top.min()]
+        core = lamp.reshape(-1, 3)[values >= 0.7 * values.max()]  # the hue of the brightest part only
         hues.append(float(np.median(core[:, 0])) if len(core) else -1.0)
     order = np.argsort(brightness)[::-1]
     lit, runner_up = int(order[0]), brightness[order[1]]

@@ -30,7 +30,7 @@ from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["redact_region", "redaction_status", "policy_version", "Detectors"]
+__all__ = ["redact_region", "redaction_status", "policy_version", "Detectors", "boxes_from_json"]
 
 
 def policy_version(policy) -> str:
@@ -62,7 +62,7 @@ def _boxes_json(detections) -> str:
                        for box, c, t in zip(detections.xyxy, detections.class_id, detections.track_id)])
 
 
-def _boxes_from_json(text: str) -> Detections:
+def boxes_from_json(text: str) -> Detections:
     items = json.loads(text)
     return Detections(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
                       [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
@@ -116,7 +116,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         data = store.read_bytes(source)
         buffer = io.BytesIO()
         result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"],
-                              manual={i: _boxes_from_json(json.dumps(b)) for i, b in drawn.items()})
+                              manual={i: boxes_from_json(json.dumps(b)) for i, b in drawn.items()})
         output = buffer.getvalue()
         findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
@@ -148,7 +148,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         truth = truth_lines(store, clip)
         rows = catalog.read("redactions", ["index", "boxes", "blanked"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
         if truth is not None and rows:
-            boxes = [_boxes_from_json(r["boxes"]) for r in rows]
+            boxes = [boxes_from_json(r["boxes"]) for r in rows]
             blanked = np.array([r["blanked"] for r in rows], bool)
             scores.append(score_clip(list(truth.values()), boxes, blanked, (clip["height"], clip["width"]), min_height))
     _enforce_retention(store, catalog, now)

@@ -22,3 +22,12 @@ def test_horizontal_lights_read_left_to_right_and_grey_boxes_are_off():
     horizontal = np.ascontiguousarray(np.rot90(vertical, k=1))  # top lamp (red) to the left, green to the right
     assert light_state(horizontal) == "green"
     assert light_state(np.full((30, 10, 3), 120, np.uint8)) == "off"
+
+
+@pytest.mark.parametrize("state", ["red", "yellow", "green"])
+def test_a_loose_box_with_sky_around_the_light_still_reads(state):
+    sprite = cv2.resize(light_sprite(state)[..., :3], (12, 36), interpolation=cv2.INTER_AREA)
+    crop = np.zeros((48, 22, 3), np.uint8)
+    crop[:] = (150, 190, 235)  # bright daytime sky around a loose detection box
+    crop[6:42, 5:17] = sprite
+    assert light_state(crop) == state
