@@ -29,8 +29,8 @@ from curation.storage.catalog import Catalog
 __all__ = ["frame_table", "reviewed_detections", "hidden_clips"]
 
 
-def _latest_reviews(catalog: Catalog) -> pd.DataFrame:
-    reviews = catalog.read("reviews").to_pandas()
+def _latest(reviews: pd.DataFrame) -> pd.DataFrame:
+    """The newest decision on each target."""
     return reviews.sort_values("at").groupby(["target", "target_id", "clip_id"], dropna=False).tail(1) if len(reviews) else reviews
 
 
@@ -40,7 +40,7 @@ def hidden_clips(catalog: Catalog) -> set[str]:
     if not len(reviews):
         return set()
     pending = reviews[reviews.decision.isin(["missed_face", "missed_plate"]) & ~reviews.applied]
-    latest = _latest_reviews(catalog)
+    latest = _latest(reviews)
     rejected = latest[(latest.target == "clip") & (latest.decision == "reject")]
     return set(pending.clip_id) | set(rejected.clip_id)
 
@@ -48,7 +48,7 @@ def hidden_clips(catalog: Catalog) -> set[str]:
 def reviewed_detections(catalog: Catalog) -> pd.DataFrame:
     """Detections with the latest review of each applied: rejected ones dropped, fixes taken."""
     detections = catalog.read("detections").to_pandas()
-    latest = _latest_reviews(catalog)
+    latest = _latest(catalog.read("reviews").to_pandas())
     if not len(latest) or not len(detections):
         return detections
     decisions = latest[latest.target == "detection"].set_index("target_id")

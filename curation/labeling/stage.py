@@ -89,7 +89,9 @@ def _label_clip(store, catalog, clip, redacted, labeler, lanes, track_config, fi
     config = labeler.config
     triggers = telemetry_triggers(seconds, telemetry["speed_mps"], telemetry["brake"], telemetry["autopilot"], config.hard_brake_mps2)
     sampled, near = sample_frames(seconds, config.every_s, triggers, config.trigger_window_s)
-    sampled &= ~np.array(blanked + [False] * (len(sampled) - len(blanked)), bool)[: len(sampled)]  # black frames carry nothing
+    black = np.zeros(len(sampled), bool)
+    black[: len(blanked)] = blanked[: len(sampled)]
+    sampled &= ~black  # blanked (restricted-zone) frames carry nothing
     indices, pts, frames = [], [], []
     for index, (frame_pts, frame) in enumerate(decode_frames(io.BytesIO(store.read_bytes(redacted["output_uri"])))):
         if index < len(sampled) and sampled[index]:
@@ -157,21 +159,21 @@ def _metrics(store, catalog, config, labeler, clips) -> dict:
     detections = catalog.read("detections", ["clip_id", "index", "label", "attrs", "x1", "y1", "x2", "y2", "confidence"]).to_pylist()
     lane_rows = catalog.read("lane_lines", ["clip_id", "index", "xs", "ys", "type", "color"]).to_pylist()
     tracks = catalog.read("tracks", ["label"]).column("label").to_pylist()
+    boxes_by_clip: dict[str, dict[int, list]] = {}
+    for d in detections:
+        boxes_by_clip.setdefault(d["clip_id"], {}).setdefault(d["index"], []).append(
+            {"class": d["label"], "box": [d["x1"], d["y1"], d["x2"], d["y2"]], "confidence": d["confidence"], "attrs": json.loads(d["attrs"])})
+    lanes_by_clip: dict[str, dict[int, list]] = {}
+    for lane in lane_rows:
+        lanes_by_clip.setdefault(lane["clip_id"], {}).setdefault(lane["index"], []).append(
+            {"xs": json.loads(lane["xs"]), "ys": json.loads(lane["ys"]), "type": lane["type"], "color": lane["color"]})
     scorer, lane_frames, hidden = BoxScorer(labeler.classes, config.min_box_px), [], Counter()
     for row in labeled:
         clip = clips.get(row["clip_id"])
         truth = truth_lines(store, clip) if clip else None
         if truth is None:
             continue
-        frame_boxes, frame_lanes = {}, {}
-        for d in detections:
-            if d["clip_id"] == row["clip_id"]:
-                frame_boxes.setdefault(d["index"], []).append({"class": d["label"], "box": [d["x1"], d["y1"], d["x2"], d["y2"]],
-                                                               "confidence": d["confidence"], "attrs": json.loads(d["attrs"])})
-        for lane in lane_rows:
-            if lane["clip_id"] == row["clip_id"]:
-                frame_lanes.setdefault(lane["index"], []).append({"xs": json.loads(lane["xs"]), "ys": json.loads(lane["ys"]),
-                                                                  "type": lane["type"], "color": lane["color"]})
+        frame_boxes, frame_lanes = boxes_by_clip.get(row["clip_id"], {}), lanes_by_clip.get(row["clip_id"], {})
         masks = {r["index"]: r["boxes"] for r in catalog.read("redactions", ["index", "boxes"], f"clip_id = '{row['clip_id']}'").to_pylist()}
         for index in json.loads(row["sampled_indices"]):
             if index in truth:

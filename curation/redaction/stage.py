@@ -63,7 +63,11 @@ def _boxes_json(detections) -> str:
 
 
 def boxes_from_json(text: str) -> Detections:
-    items = json.loads(text)
+    return boxes_from_items(json.loads(text))
+
+
+def boxes_from_items(items: list) -> Detections:
+    """[[x1, y1, x2, y2, class name, track], ...] (as stored in redactions.boxes) as Detections."""
     return Detections(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
                       [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
 
@@ -116,7 +120,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         data = store.read_bytes(source)
         buffer = io.BytesIO()
         result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"],
-                              manual={i: boxes_from_json(json.dumps(b)) for i, b in drawn.items()})
+                              manual={i: boxes_from_items(b) for i, b in drawn.items()})
         output = buffer.getvalue()
         findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
