@@ -21,7 +21,7 @@ import numpy as np
 
 from curation.perception.boxes import Detections, iou_matrix
 
-__all__ = ["TrackConfig", "link", "dense_boxes", "VERSION"]
+__all__ = ["TrackConfig", "link", "path", "cover", "dense_boxes", "VERSION"]
 
 VERSION = "keyframe-iou-reach-interp/2"
 
@@ -88,27 +88,35 @@ def link(keyframes: dict[int, Detections], config: TrackConfig) -> list[list[tup
     return [[entry[:4] for entry in track] for track in tracks]
 
 
-def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackConfig, size: tuple[int, int] | None = None) -> list[Detections]:
-    """One Detections per frame (track ids set), covering every frame each track could be visible on."""
+def path(track: list, frames: np.ndarray) -> np.ndarray:
+    """A track's box on the given frames: linear between its detections, and before the first and
+    after the last one at the velocity of the nearest pair of detections (forward and backward)."""
+    times = np.array([t for t, _, _, _ in track], np.float32)
+    boxes = np.stack([b for _, b, _, _ in track]).astype(np.float32)
+    frames = np.asarray(frames, np.float32)
+    if len(track) == 1:
+        return np.repeat(boxes[:1], len(frames), 0)
+    out = np.stack([np.interp(frames, times, boxes[:, k]) for k in range(4)], 1)
+    before, after = frames < times[0], frames > times[-1]
+    v0 = (boxes[1] - boxes[0]) / max(times[1] - times[0], 1)
+    v1 = (boxes[-1] - boxes[-2]) / max(times[-1] - times[-2], 1)
+    out[before] = boxes[0] + v0 * (frames[before] - times[0])[:, None]
+    out[after] = boxes[-1] + v1 * (frames[after] - times[-1])[:, None]
+    return out
+
+
+def cover(tracks: list, n_frames: int, config: TrackConfig, size: tuple[int, int] | None = None) -> list[Detections]:
+    """One Detections per frame (track ids set), covering every frame each track could be visible on:
+    its path from ``extend`` frames before its first to ``extend`` after its last detection, with a
+    margin that grows with the distance to the nearest detection."""
     per_frame: list[list] = [[] for _ in range(n_frames)]
-    for track_id, track in enumerate(link(keyframes, config)):
+    for track_id, track in enumerate(tracks):
         times = np.array([t for t, _, _, _ in track], np.float32)
-        boxes = np.stack([b for _, b, _, _ in track]).astype(np.float32)
         cls, confidence = track[0][2], max(c for _, _, _, c in track)
         start, end = max(0, int(times[0]) - config.extend), min(n_frames - 1, int(times[-1]) + config.extend)
         frames = np.arange(start, end + 1, dtype=np.float32)
-        if len(track) > 1:
-            interpolated = np.stack([np.interp(frames, times, boxes[:, k]) for k in range(4)], 1)
-            # Outside the detections, continue at the velocity of the nearest pair of detections.
-            before, after = frames < times[0], frames > times[-1]
-            v0 = (boxes[1] - boxes[0]) / max(times[1] - times[0], 1)
-            v1 = (boxes[-1] - boxes[-2]) / max(times[-1] - times[-2], 1)
-            interpolated[before] = boxes[0] + v0 * (frames[before] - times[0])[:, None]
-            interpolated[after] = boxes[-1] + v1 * (frames[after] - times[-1])[:, None]
-        else:
-            interpolated = np.repeat(boxes[:1], len(frames), 0)
         distance = np.min(np.abs(frames[:, None] - times[None, :]), 1)
-        enlarged = _enlarge(interpolated, np.minimum(config.margin + config.margin_growth * distance, config.max_margin))
+        enlarged = _enlarge(path(track, frames), np.minimum(config.margin + config.margin_growth * distance, config.max_margin))
         if size is not None:
             enlarged = np.clip(enlarged, 0, [size[0], size[1], size[0], size[1]])
         for frame, box in zip(frames.astype(int), enlarged):
@@ -116,3 +124,8 @@ def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackCo
                 per_frame[frame].append((box, cls, confidence, track_id))
     return [Detections(np.array([b for b, _, _, _ in items], np.float32).reshape(-1, 4), [c for _, _, c, _ in items],
                        [k for _, k, _, _ in items], [t for _, _, _, t in items]) for items in per_frame]
+
+
+def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackConfig, size: tuple[int, int] | None = None) -> list[Detections]:
+    """One Detections per frame from sparse detections: :func:`cover` of :func:`link`."""
+    return cover(link(keyframes, config), n_frames, config, size)

@@ -4,8 +4,10 @@ Pipeline per clip (decode, detect and encode overlap in threads; ONNX Runtime, t
 release the GIL):
 
 1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (and on the last
-   frame), then again on the frames between where a track appears, disappears or moves fast;
-2. link detections into tracks and give every frame its boxes (curation.perception.tracks);
+   frame);
+2. link detections into tracks, follow each face from frame to frame with detection on small crops
+   around it (curation.redaction.refine), and give every frame its
+   boxes (curation.perception.tracks);
 3. mask every frame (or blank it when it lies in a restricted zone), encode H.264 with the
    source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten
    with coarsened positions (dropped on blanked frames).
@@ -27,16 +29,15 @@ import av
 import numpy as np
 
 from curation.media.video import VideoWriter, probe
-from curation.perception.boxes import CLASSES, Detections
-from curation.perception.faces import FaceDetector
+from curation.perception.boxes import Detections
 from curation.policy.zones import coarsen
-from curation.perception.tracks import TrackConfig, dense_boxes, link
+from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
 from curation.redaction.masks import blank, redact
+from curation.redaction.refine import refine_faces
 from curation.sources.sei import Telemetry, sei_nal
 
 __all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes"]
 
-FACE = CLASSES.index("face")
 
 
 @dataclass(frozen=True)
@@ -85,25 +86,6 @@ def _coarse_sei(telemetry: Telemetry | None, precision_m: float | None) -> bytes
     return sei_nal(dataclasses.replace(telemetry, latitude_deg=float(lat[0]), longitude_deg=float(lon[0])))
 
 
-def _refine(keyframes: dict[int, Detections], stride: int, n: int, track: TrackConfig) -> set[int]:
-    """Frames worth a detection between keyframes: where a track appears or disappears, and where
-    it moves faster than interpolation can follow (a face passing close to a moving car)."""
-    if stride == 1:
-        return set()
-    extra = set()
-    for entries in link(keyframes, track):
-        if entries[0][2] != FACE:
-            continue
-        times = [t for t, _, _, _ in entries]
-        extra |= set(range(max(0, times[0] - stride + 1), times[0]))
-        extra |= set(range(times[-1] + 1, min(n, times[-1] + stride)))
-        for (t0, b0, _, _), (t1, b1, _, _) in zip(entries, entries[1:]):
-            shift = np.abs((b1[:2] + b1[2:]) / 2 - (b0[:2] + b0[2:]) / 2).max() / max(t1 - t0, 1)
-            if shift > 0.3 * max(b0[2] - b0[0], b0[3] - b0[1], 1):
-                extra |= set(range(t0 + 1, t1))
-    return extra - set(keyframes)
-
-
 def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
                  max_frames: int | None = None, manual: dict[int, Detections] | None = None) -> RedactionResult:
     """Redact an in-memory MP4 into ``target`` (path or binary file); returns what was masked.
@@ -147,13 +129,15 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
         pending.put((n - 1, frames[-1]))  # the last frame anchors the backward extension
     pending.put(None)
     worker.join()
-    face_detectors = [d for d in detectors if isinstance(d, FaceDetector)]
-    extra = _refine(keyframes, stride, n, config.track) if face_detectors else set()
-    for index, found in detect_keyframes({i: frames[i] for i in extra}, face_detectors).items():
-        keyframes[index] = found  # faces only on these frames; plates stay on the keyframe grid
     timings["decode_detect_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    tracks = link(keyframes, config.track)
+    for detector in detectors:
+        if stride > 1 and hasattr(detector, "detect_crops"):
+            tracks = refine_faces(tracks, frames, detector)
+    timings["refine_s"] = time.perf_counter() - start
     height, width = frames[0].shape[:2] if frames else (0, 0)
-    boxes = dense_boxes(keyframes, n, config.track, size=(width, height))
+    boxes = cover(tracks, n, config.track, size=(width, height))
     if manual:
         drawn = dense_boxes({i: d for i, d in manual.items() if i < n}, n, config.track, size=(width, height))
         boxes = [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + 100_000)]) for auto, m in zip(boxes, drawn)]
