@@ -44,13 +44,16 @@ def _session(device: str):
     available = onnxruntime.get_available_providers()
     wants_gpu = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if wants_gpu else ["CPUExecutionProvider"]
-    return onnxruntime.InferenceSession(model.SerializeToString(), providers=providers)
+    options = onnxruntime.SessionOptions()
+    # Idle worker threads must not spin: the plate detector, decoding and encoding share the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=providers)
 
 
 class FaceDetector:
     """Callable: list of RGB frames -> list of Detections (class 0 = face)."""
 
-    name = "centerface"
+    name, class_id = "centerface", FACE
 
     def __init__(self, threshold: float = 0.35, device: str = "auto", scales: tuple[float, ...] = (1.0, 0.25)):
         self.threshold, self.scales, self.device = threshold, scales, device

@@ -1,5 +1,8 @@
 """Licence plates: the project's own YOLO detector (trained by scripts/train_detector.py plates) or user weights.
 
+On a CPU the weights run through ONNX Runtime (curation.perception.yolo_onnx), on a GPU through
+torch.
+
 Example:
     >>> detector = PlateDetector("models/plates.pt", imgsz=640)     # doctest: +SKIP
     >>> detector([frame])[0].xyxy                                    # doctest: +SKIP
@@ -17,6 +20,7 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import CLASSES, Detections
+from curation.perception.yolo_onnx import YoloOnnx
 
 __all__ = ["PlateDetector", "resolve_device", "load_yolo"]
 
@@ -55,7 +59,7 @@ def load_yolo(path: str):
 class PlateDetector:
     """Callable: list of RGB frames -> list of Detections (class 1 = plate)."""
 
-    name = "yolo-plates"
+    name, class_id = "yolo-plates", PLATE
 
     def __init__(self, weights: str | Path = "models/plates.pt", imgsz: int = 640, threshold: float = 0.25, device: str = "auto",
                  batch: int = 4, rotations: tuple[float, ...] = (0.0,)):
@@ -64,7 +68,7 @@ class PlateDetector:
             raise PolicyError(f"plate detector weights not found: {path} (train with scripts/train_detector.py plates or set redact.plate_model)")
         self.path, self.imgsz, self.threshold, self.batch, self.rotations = path, imgsz, threshold, batch, rotations
         self.device = resolve_device(device)
-        self.model = load_yolo(str(path))
+        self.model = YoloOnnx(path) if self.device == "cpu" else load_yolo(str(path))
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
@@ -83,11 +87,18 @@ class PlateDetector:
                               for d, m, f in zip(found, matrices, frames)])
         return [Detections.merge([p[i] for p in per_angle]).nms(0.3) for i in range(len(frames))]
 
-    def _detect(self, frames: list[np.ndarray]) -> list[Detections]:
-        out = []
-        for start in range(0, len(frames), self.batch):
-            chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + self.batch]]  # ultralytics wants BGR arrays
-            results = self.model.predict(chunk, imgsz=self.imgsz, conf=self.threshold, device=self.device, verbose=False,
+    def detect_crops(self, crops: list[np.ndarray]) -> list[Detections]:
+        """Crops already scaled so that a plate in them is mid-sized (redaction.refine), at their own size."""
+        return self._detect(crops, imgsz=crops[0].shape[0], batch=len(crops)) if crops else []
+
+    def _detect(self, frames: list[np.ndarray], imgsz: int | None = None, batch: int | None = None) -> list[Detections]:
+        out, batch = [], batch or self.batch
+        if isinstance(self.model, YoloOnnx):
+            return [Detections(d.xyxy, d.confidence, np.full(len(d), PLATE)) for start in range(0, len(frames), batch)
+                    for d in self.model(frames[start : start + batch], imgsz or self.imgsz, self.threshold)]
+        for start in range(0, len(frames), batch):
+            chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + batch]]  # ultralytics wants BGR arrays
+            results = self.model.predict(chunk, imgsz=imgsz or self.imgsz, conf=self.threshold, device=self.device, verbose=False,
                                          project=str(PROJECT_ROOT / "runs"))
             for result in results:
                 found = Detections.from_ultralytics(result)

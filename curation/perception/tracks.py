@@ -5,7 +5,8 @@ linked into tracks across keyframes (IoU of boxes enlarged by the expected motio
 ``max_gap`` missed keyframes bridged), then each track yields a box on every frame: linear
 interpolation between its detections, extrapolation for ``extend`` frames before its first and
 after its last detection (forward and backward in time), and a margin that grows with the distance
-to the nearest real detection. A face the detector misses for a few frames stays covered.
+to the nearest real detection and with the object's speed (faces accelerate across the image as
+they come close). A face the detector misses for a few frames stays covered.
 
 Example:
     >>> boxes = dense_boxes({0: dets0, 4: dets4}, n_frames=8, config=TrackConfig())   # doctest: +SKIP
@@ -35,6 +36,7 @@ class TrackConfig:
     link_iou: float = 0.05  # enlarged boxes must overlap at least this much to link
     link_reach: float = 2.0  # or their centres lie within this many box sizes per keyframe gap
     max_margin: float = 0.6  # growth stops here: a stale box must not swallow the frame
+    speed_margin: float = 0.5  # extra enlargement per frame away from a detection, in shares of the per-frame motion
 
 
 def _enlarge(xyxy: np.ndarray, share) -> np.ndarray:
@@ -116,7 +118,12 @@ def cover(tracks: list, n_frames: int, config: TrackConfig, size: tuple[int, int
         start, end = max(0, int(times[0]) - config.extend), min(n_frames - 1, int(times[-1]) + config.extend)
         frames = np.arange(start, end + 1, dtype=np.float32)
         distance = np.min(np.abs(frames[:, None] - times[None, :]), 1)
-        enlarged = _enlarge(path(track, frames), np.minimum(config.margin + config.margin_growth * distance, config.max_margin))
+        boxes = path(track, frames)
+        enlarged = _enlarge(boxes, np.minimum(config.margin + config.margin_growth * distance, config.max_margin))
+        if len(frames) > 1:  # a fast object's position is uncertain in proportion to its speed
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+            slack = config.speed_margin * np.abs(np.gradient(centres, axis=0)) * distance[:, None]
+            enlarged += np.concatenate([-slack, slack], 1)
         if size is not None:
             enlarged = np.clip(enlarged, 0, [size[0], size[1], size[0], size[1]])
         for frame, box in zip(frames.astype(int), enlarged):

@@ -174,6 +174,7 @@ class TrackParams(Strict):
     margin: float = Field(default=0.15, ge=0)
     margin_growth: float = Field(default=0.15, ge=0)
     max_margin: float = Field(default=0.6, ge=0)
+    speed_margin: float = Field(default=0.5, ge=0)  # per frame away from a detection, in shares of the motion per frame
     link_reach: float = Field(default=2.0, ge=0)
 
 

@@ -5,8 +5,8 @@ release the GIL):
 
 1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (and on the last
    frame);
-2. link detections into tracks, follow each face from frame to frame with detection on small crops
-   around it (curation.redaction.refine), and give every frame its
+2. link detections into tracks, follow each face and plate from frame to frame with detection on
+   small crops around it (curation.redaction.refine), and give every frame its
    boxes (curation.perception.tracks);
 3. mask every frame (or blank it when it lies in a restricted zone), encode H.264 with the
    source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten
@@ -29,11 +29,11 @@ import av
 import numpy as np
 
 from curation.media.video import VideoWriter, probe
-from curation.perception.boxes import Detections
+from curation.perception.boxes import CLASSES, Detections
 from curation.policy.zones import coarsen
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
 from curation.redaction.masks import blank, redact
-from curation.redaction.refine import refine_faces
+from curation.redaction.refine import refine_tracks
 from curation.sources.sei import Telemetry, sei_nal
 
 __all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes"]
@@ -51,13 +51,15 @@ class RedactionConfig:
     track: TrackConfig = TrackConfig()
     crf: int = 20
     gps_precision_m: float | None = 1000.0  # coarsen SEI positions; None drops SEI entirely
+    min_height: dict = field(default_factory=dict)  # class id -> policy minimum (px); walks follow objects from half of it
 
     @classmethod
     def from_params(cls, params, region: str) -> "RedactionConfig":
         policy, stage = params.region(region), params.redaction
         return cls(method=policy.redact.method, faces=policy.redact.faces, plates=policy.redact.plates,
                    detect_every_s=stage.detect_every_s,
-                   track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, gps_precision_m=policy.gps_precision_m)
+                   track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, gps_precision_m=policy.gps_precision_m,
+                   min_height={CLASSES.index("face"): policy.redact.min_face_px, CLASSES.index("plate"): policy.redact.min_plate_px})
 
 
 @dataclass
@@ -134,7 +136,7 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
     tracks = link(keyframes, config.track)
     for detector in detectors:
         if stride > 1 and hasattr(detector, "detect_crops"):
-            tracks = refine_faces(tracks, frames, detector)
+            tracks = refine_tracks(tracks, frames, detector, config.min_height.get(detector.class_id, 0) / 2)
     timings["refine_s"] = time.perf_counter() - start
     height, width = frames[0].shape[:2] if frames else (0, 0)
     boxes = cover(tracks, n, config.track, size=(width, height))

@@ -1,0 +1,91 @@
+"""Ultralytics YOLO detection weights through ONNX Runtime, for CPU inference.
+
+On this CPU the plate YOLO11n runs a 720p frame in 17 ms through ONNX Runtime against 35 ms
+through torch, and a crop in about 1 ms. The session's idle threads do not spin, so CenterFace,
+decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
+The weights are exported once (dynamic input size) into build/onnx/, named by content hash.
+
+Example:
+    >>> yolo = YoloOnnx(Path("models/plates.pt"))                      # doctest: +SKIP
+    >>> yolo([frame], imgsz=640, threshold=0.3)[0].xyxy                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from curation._env import PROJECT_ROOT
+from curation.perception.boxes import Detections
+
+__all__ = ["YoloOnnx", "onnx_export"]
+
+STRIDE = 32
+PAD_VALUE = 114  # what ultralytics letterboxes with
+
+
+def onnx_export(weights: Path) -> Path:
+    """The weights as ONNX, exported once into build/onnx/ (a copy under a temporary name, then
+    renamed, so processes that start at once agree)."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    target = PROJECT_ROOT / "build" / "onnx" / f"{weights.stem}-{digest}.onnx"
+    if not target.exists():
+        import onnx.defs  # noqa: F401  (ultralytics reads onnx.defs, which a bare `import onnx` may not load)
+        from ultralytics import YOLO
+
+        work = target.parent / f"{target.stem}.{os.getpid()}"
+        work.mkdir(parents=True, exist_ok=True)
+        copy = work / weights.name
+        shutil.copyfile(weights, copy)
+        exported = YOLO(str(copy), task="detect").export(format="onnx", dynamic=True, simplify=False, opset=17, verbose=False)
+        os.replace(exported, target)
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+@functools.cache
+def _session(path: str):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+class YoloOnnx:
+    """Callable: same-size RGB images -> Detections (the model's own class ids)."""
+
+    def __init__(self, weights: Path):
+        self.session = _session(str(onnx_export(weights)))
+
+    def __call__(self, images: list[np.ndarray], imgsz: int, threshold: float, iou: float = 0.7) -> list[Detections]:
+        if not images:
+            return []
+        h, w = images[0].shape[:2]
+        ratio = imgsz / max(h, w)
+        new_w, new_h = round(w * ratio), round(h * ratio)
+        pad_w, pad_h = (-new_w) % STRIDE, (-new_h) % STRIDE
+        left, top = pad_w // 2, pad_h // 2
+        batch = np.full((len(images), new_h + pad_h, new_w + pad_w, 3), PAD_VALUE, np.uint8)
+        for i, image in enumerate(images):
+            batch[i, top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if ratio != 1 else image
+        output = self.session.run(None, {"images": np.ascontiguousarray(batch.transpose(0, 3, 1, 2), np.float32) / 255})[0]
+        return [self._decode(prediction.T, ratio, left, top, (w, h), threshold, iou) for prediction in output]
+
+    @staticmethod
+    def _decode(rows: np.ndarray, ratio, left, top, size, threshold, iou) -> Detections:
+        scores = rows[:, 4:]
+        cls, confidence = scores.argmax(1), scores.max(1)
+        keep = confidence >= threshold
+        if not keep.any():
+            return Detections.empty()
+        cx, cy, bw, bh = rows[keep, :4].T
+        xyxy = np.stack([cx - bw / 2 - left, cy - bh / 2 - top, cx + bw / 2 - left, cy + bh / 2 - top], 1) / ratio
+        xyxy = np.clip(xyxy, 0, [size[0], size[1], size[0], size[1]])
+        return Detections(xyxy, confidence[keep], cls[keep]).nms(iou)
