@@ -1,10 +1,11 @@
 """`curation redact` against the `deface` CLI (default settings) on the same 720p clips. Prints JSON.
 
-Both run as subprocesses on the same files; frames per second include start-up and model loading.
+Both run as one subprocess each over all clips (as a user would redact a folder); frames per second
+include start-up and model loading.
 Leaks are judged the same way for both: CenterFace (threshold 0.5) re-run on every output frame;
 a leaked frame has a detected face at least the policy's minimum height (32 px).
 
-usage: python benchmarks/redact_vs_deface.py [--clips 2] [--seconds 4] [--fps 30] [--region cn]
+usage: python benchmarks/redact_vs_deface.py [--clips 2] [--seconds 8] [--fps 30] [--region cn]
 """
 
 import argparse
@@ -44,7 +45,7 @@ def run(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--region", default="cn")
     args = parser.parse_args()
@@ -55,11 +56,13 @@ def main() -> None:
                                    width=1280, height=720, cameras=("front",), pedestrians=10, seed=21)
         clips = [out / e["cameras"]["front"]["file"] for e in manifest["events"]]
         frames = sum(probe(c.read_bytes(), decode=False).frames for c in clips)
-        ours = [root / f"ours-{i}.mp4" for i in range(len(clips))]
-        theirs = [root / f"deface-{i}.mp4" for i in range(len(clips))]
-        ours_s = sum(run([str(BIN / "curation"), "redact", str(c), "-o", str(o), "--region", args.region, "--no-verify"])
-                     for c, o in zip(clips, ours))
-        deface_s = sum(run([str(BIN / "deface"), str(c), "-o", str(o)]) for c, o in zip(clips, theirs))
+        out_dir = root / "ours"
+        out_dir.mkdir()
+        ours_s = run([str(BIN / "curation"), "redact", *map(str, clips), "-o", str(out_dir), "--region", args.region, "--no-verify"])
+        ours = sorted(out_dir.glob("*.mp4"))
+        deface_s = run([str(BIN / "deface"), *map(str, clips)])  # writes NAME_anonymized.mp4 beside each clip
+        theirs = [c.with_name(f"{c.stem}_anonymized{c.suffix}") for c in clips]
+        assert len(ours) == len(theirs) == len(clips)
         ours_leaks = sum(leaked_frames(o, 32) for o in ours)
         deface_leaks = sum(leaked_frames(o, 32) for o in theirs)
         raw_faces = sum(leaked_frames(c, 32) for c in clips)

@@ -204,7 +204,7 @@ def redact_command(
     from curation.perception.plates import PlateDetector
     from curation.policy.params import load_params
     from curation.redaction.masks import redact
-    from curation.redaction.stage import Detectors
+    from curation.redaction.detectors import Detectors
     from curation.redaction.verify import verify_frames, verify_video
     from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 

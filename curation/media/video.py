@@ -43,10 +43,12 @@ class VideoWriter:
         stream.codec_context.time_base = time_base or 1 / self._rate
         # A fixed thread count keeps the bytes identical across machines with more cores.
         stream.options = {"preset": preset, "crf": str(crf), "g": str(max(1, round(fps * gop_seconds))),
-                          "threads": str(threads), "bframes": "0",
+                          "threads": str(threads),
                           # x264's macroblock-tree rate control gave different bytes for the same frames
                           # from run to run (measured here); without it the output is reproducible.
-                          "x264-params": "mbtree=0"}
+                          # The same B-frame reorder delay for every preset: the MP4 muxer starts decode
+                          # time at 0, so equal delays keep a re-encoded frame's timestamp exact.
+                          "x264-params": "mbtree=0:bframes=3"}
         self._stream, self._sei, self._count = stream, {}, 0
 
     def write(self, frame: np.ndarray, sei: bytes | None = None, pts: int | None = None) -> None:

@@ -24,7 +24,7 @@ from curation.perception.boxes import Detections, iou_matrix
 
 __all__ = ["TrackConfig", "link", "path", "cover", "dense_boxes", "VERSION"]
 
-VERSION = "keyframe-iou-reach-interp/2"
+VERSION = "keyframe-iou-reach-interp-crop-walks/3"  # walks: curation.redaction.refine
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from curation.perception.boxes import CLASSES, Detections
-from curation.perception.faces import FaceDetector
-from curation.perception.plates import PlateDetector
 from curation.perception.tracks import VERSION as TRACKER_VERSION
+from curation.redaction.detectors import Detectors
 from curation.redaction.quality import combine, score_clip
 from curation.redaction.verify import verify_video
 from curation.redaction.video import RedactionConfig, redact_video
@@ -30,31 +29,12 @@ from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["redact_region", "redaction_status", "policy_version", "Detectors", "boxes_from_json"]
+__all__ = ["redact_region", "redaction_status", "policy_version", "boxes_from_json"]
 
 
 def policy_version(policy) -> str:
     """Content hash of a region's policy: any rule change gives a new version."""
     return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
-
-
-class Detectors:
-    """The region's detectors for redaction and the stricter-threshold ones for verification."""
-
-    def __init__(self, params, region: str):
-        policy, stage = params.region(region).redact, params.redaction
-        self.redact, self.verify = [], []
-        if policy.faces:
-            # CenterFace finds every face from 24 px up (SIMULATOR.md): run at the resolution that puts
-            # the policy's smallest face there, plus a quarter-resolution pass for frame-filling faces.
-            scales = (min(1.0, 24 / policy.min_face_px), 0.25)
-            self.redact.append(FaceDetector(stage.face_threshold, stage.device, scales))
-            self.verify.append(FaceDetector(stage.verify_face_threshold, stage.device, scales))
-        if policy.plates:
-            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
-            self.verify.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.verify_plate_threshold, stage.device))
-        self.min_height = {CLASSES.index("face"): policy.min_face_px, CLASSES.index("plate"): policy.min_plate_px}
-        self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
 
 
 def _boxes_json(detections) -> str:

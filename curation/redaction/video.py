@@ -47,9 +47,10 @@ class RedactionConfig:
     method: str = "blur"
     faces: bool = True
     plates: bool = True
-    detect_every_s: float = 0.1
+    detect_every_s: float = 0.2
     track: TrackConfig = TrackConfig()
     crf: int = 20
+    preset: str = "ultrafast"
     gps_precision_m: float | None = 1000.0  # coarsen SEI positions; None drops SEI entirely
     min_height: dict = field(default_factory=dict)  # class id -> policy minimum (px); walks follow objects from half of it
 
@@ -58,7 +59,7 @@ class RedactionConfig:
         policy, stage = params.region(region), params.redaction
         return cls(method=policy.redact.method, faces=policy.redact.faces, plates=policy.redact.plates,
                    detect_every_s=stage.detect_every_s,
-                   track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, gps_precision_m=policy.gps_precision_m,
+                   track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, preset=stage.preset, gps_precision_m=policy.gps_precision_m,
                    min_height={CLASSES.index("face"): policy.redact.min_face_px, CLASSES.index("plate"): policy.redact.min_plate_px})
 
 
@@ -145,7 +146,7 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
         boxes = [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + 100_000)]) for auto, m in zip(boxes, drawn)]
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     start = time.perf_counter()
-    with VideoWriter(target, width, height, float(rate), crf=config.crf, time_base=time_base) as writer:
+    with VideoWriter(target, width, height, float(rate), crf=config.crf, preset=config.preset, time_base=time_base) as writer:
         for index, image in enumerate(frames):
             telemetry = info.telemetry[index] if index < len(info.telemetry) else None
             if blanked[index]:

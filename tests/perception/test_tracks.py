@@ -53,3 +53,12 @@ def test_detections_validate_shapes_and_filter_by_index():
     assert iou_matrix(d.xyxy, d.xyxy).diagonal().tolist() == [1.0, 1.0]
     merged = Detections.merge([d, Detections(np.array([[1, 1, 11, 11]]), [0.95], [0])]).nms(0.5)
     assert len(merged) == 2 and merged.confidence.max() == pytest.approx(0.95)
+
+
+def test_the_margin_beyond_the_last_detection_grows_with_speed():
+    # A face crossing close to the camera speeds up across the image: 30 px a frame, then 45.
+    keyframes = {0: make_detections([100, 100, 140, 140]), 1: make_detections([130, 100, 170, 140])}
+    nxt = [175, 100, 215, 140]
+    with_speed = dense_boxes(keyframes, 3, TrackConfig(extend=2))
+    without = dense_boxes(keyframes, 3, TrackConfig(extend=2, speed_margin=0.0))
+    assert _covers(with_speed[2], nxt) and not _covers(without[2], nxt)
