@@ -41,6 +41,13 @@ def _session(device: str):
 
     onnxruntime.set_default_logger_severity(3)
     model = CenterFace.dynamicize_shapes(onnx.load(str(centerface_path())))
+    # The file lists its weights as graph inputs too, so ONNX Runtime must treat them as variables
+    # and cannot fold batch norms into convolutions: without them as inputs the same outputs
+    # (to 2e-7) come twice as fast (measured here).
+    weights = {initializer.name for initializer in model.graph.initializer}
+    inputs = [graph_input for graph_input in model.graph.input if graph_input.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
     available = onnxruntime.get_available_providers()
     wants_gpu = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if wants_gpu else ["CPUExecutionProvider"]

@@ -3,8 +3,8 @@
 Pipeline per clip (decode, detect and encode overlap in threads; ONNX Runtime, torch and x264
 release the GIL):
 
-1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (and on the last
-   frame);
+1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (every frame
+   below 20 fps) and on the last frame;
 2. link detections into tracks, follow each face and plate from frame to frame with detection on
    small crops around it (curation.redaction.refine), and give every frame its
    boxes (curation.perception.tracks);
@@ -37,6 +37,8 @@ from curation.redaction.refine import refine_tracks
 from curation.sources.sei import Telemetry, sei_nal
 
 __all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes"]
+
+WALK_MIN_FPS = 20.0
 
 
 
@@ -102,7 +104,9 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     rate, time_base = stream.average_rate or stream.guessed_rate or 10, stream.time_base  # read before close()
-    stride = max(1, int(round(float(rate) * config.detect_every_s)))
+    # Walks follow an object from frame to frame; below WALK_MIN_FPS a face passing close to the car
+    # moves too far between frames for a crop to hold it (measured at 10 fps), so every frame is a keyframe.
+    stride = max(1, int(round(float(rate) * config.detect_every_s))) if float(rate) >= WALK_MIN_FPS else 1
     frames, pts = [], []
     keyframes: dict[int, Detections] = {}
     pending: queue.Queue = queue.Queue(maxsize=8)
