@@ -1,7 +1,7 @@
 """Redact every cataloged clip of a region, verify it, record the proof, enforce retention.
 
 Incremental: a clip already redacted with the same fingerprint (policy version, model file
-hashes, stage params) is kept as it is, so a rerun after raw media was deleted loses nothing.
+hashes, stage params, a hash of the masking code) is kept as it is, so a rerun after raw media was deleted loses nothing.
 
 Example:
     >>> metrics = redact_region(RegionStore(params, "cn"), params)   # doctest: +SKIP
@@ -14,6 +14,7 @@ import io
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -35,6 +36,15 @@ __all__ = ["redact_region", "redaction_status", "policy_version", "boxes_from_js
 def policy_version(policy) -> str:
     """Content hash of a region's policy: any rule change gives a new version."""
     return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def code_version() -> str:
+    """Hash of the code that decides which pixels get masked: changing it redacts every clip again."""
+    from curation.perception import faces, plates, tracks, yolo_onnx
+    from curation.redaction import masks, refine, video
+
+    sources = [Path(module.__file__).read_bytes() for module in (faces, plates, tracks, yolo_onnx, masks, refine, video)]
+    return hashlib.sha256(b"".join(sources)).hexdigest()[:12]
 
 
 def _boxes_json(detections) -> str:
@@ -59,7 +69,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     config = RedactionConfig.from_params(params, store.region)
     detectors = Detectors(params, store.region)
     version = policy_version(policy)
-    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{code_version()}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()
     manual = _manual_redactions(catalog)
@@ -140,7 +150,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     # Always written (the folder is a DVC out): which outputs are verified, by content hash.
     store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
     return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
-            "detectors": detectors.names, "tracker": TRACKER_VERSION, "detect_every_s": stage.detect_every_s,
+            "detectors": detectors.names, "tracker": TRACKER_VERSION, "code": code_version(), "detect_every_s": stage.detect_every_s,
             "quality": combine(scores) if scores else None}
 
 
