@@ -6,8 +6,9 @@ release the GIL):
 1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (every frame
    below 20 fps) and on the last frame;
 2. link detections into tracks, follow each face and plate from frame to frame with detection on
-   small crops around it (curation.redaction.refine), and give every frame its
-   boxes (curation.perception.tracks);
+   small crops around it (curation.redaction.refine; on keyframes too, where the enlarged crop
+   finds small objects the full-frame pass missed), and give every frame its boxes
+   (curation.perception.tracks);
 3. mask every frame (or blank it when it lies in a restricted zone), encode H.264 with the
    source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten
    with coarsened positions (dropped on blanked frames).
@@ -140,7 +141,7 @@ def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, 
     start = time.perf_counter()
     tracks = link(keyframes, config.track)
     for detector in detectors:
-        if stride > 1 and hasattr(detector, "detect_crops"):
+        if hasattr(detector, "detect_crops"):
             tracks = refine_tracks(tracks, frames, detector, config.min_height.get(detector.class_id, 0) / 2)
     timings["refine_s"] = time.perf_counter() - start
     height, width = frames[0].shape[:2] if frames else (0, 0)
