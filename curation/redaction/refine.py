@@ -5,7 +5,7 @@ missed. From every keyframe detection of the detector's class, walks step frame 
 and then backward, until the object is lost or found where something already saw it. Each step
 crops a square around where the object should be (its last box moved by its last motion), scales
 it to ``CROP_PX`` and detects on it; all walks take their step in one batched call. A crop costs
-about 1.5 ms on this CPU against 60 ms for a full frame (CenterFace; 1.2 against 17 ms for the plate
+about 1.5 ms on this CPU against 60 ms for a full frame (CenterFace; 1.2 against 15 ms for the plate
 YOLO). Found boxes join the track, so masks follow the object on every frame and a track's ends
 move to where the object really appears and leaves.
 
