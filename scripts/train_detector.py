@@ -9,13 +9,10 @@ ships no weights offline) unless --init names weights to fine-tune. Both train a
 tiles at inference scale: the stages run them at imgsz 640 on 1280x720 frames.
 
 plates: synthetic CN/EU/US plates pasted on scenes and photos (curation/perception/plate_data.py).
-The committed models/plates.pt took four rounds as the generator improved: 9 epochs from scratch
+The committed models/plates.pt took three rounds as the generator improved: 9 epochs from scratch
 on generator v1 (seed 0); 8 epochs `--init` from those on v2 (seed 1: recoloured plates, shear);
-`--init <those> --seed 2 --epochs 10` on v3 (coloured characters, haze, bumpers); then
-`--init <those> --seed 3 --epochs 6 --images 1200` on this version (unlabelled signs and traffic
-lights pasted as hard negatives: masked sign and light area on the profiling clips 0.35 -> 0.14,
-plate coverage unchanged). `python scripts/train_detector.py plates --epochs 33` trains a
-comparable model in one run.
+`--init <those> --seed 2 --epochs 10` on this version (coloured characters, haze, bumpers).
+`python scripts/train_detector.py plates --epochs 27` trains a comparable model in one run.
 
 labeler: simulated road scenes, redacted as redact@R leaves them, with vehicles, pedestrians,
 traffic lights by state and signs by type (curation/perception/scene_data.py). How the committed

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from curation.sources.scene import Camera, Conditions, Scene
-from curation.sources.textures import LIGHT_STATES, PLATE_SIZE_M, SIGN_TYPES, light_sprite, plate_sprite, plate_text, sign_sprite
+from curation.sources.textures import PLATE_SIZE_M, plate_sprite, plate_text
 
 __all__ = ["write_dataset", "plate_image"]
 
@@ -119,28 +119,6 @@ def _paste(image: np.ndarray, plate: np.ndarray, rng) -> list[float] | None:
     return [(x1 + x2) / 2 / SIZE, (y1 + y2) / 2 / SIZE, (x2 - x1) / SIZE, (y2 - y1) / SIZE]
 
 
-def _distractor(image: np.ndarray, rng) -> None:
-    """Paste an unlabelled road sign or traffic light: hard negatives, since a detector that only ever
-    saw a few small signs took speed-limit and blue Chinese signs for plates (70 % of cn's sign area
-    was masked)."""
-    style = str(rng.choice(["cn", "eu", "us"]))
-    if rng.random() < 0.75:
-        sprite = sign_sprite(style, str(rng.choice(SIGN_TYPES[style])))
-    else:
-        sprite = light_sprite(str(rng.choice(LIGHT_STATES)))
-    width = int(np.exp(rng.uniform(np.log(14), np.log(200))))
-    height = max(2, int(width * sprite.shape[0] / sprite.shape[1]))
-    sprite = cv2.resize(sprite, (width, height), interpolation=cv2.INTER_AREA)
-    x, y = int(rng.integers(-width // 2, SIZE - width // 2)), int(rng.integers(-height // 2, SIZE - height // 2))
-    sx1, sy1, x1, y1 = max(0, -x), max(0, -y), max(0, x), max(0, y)
-    x2, y2 = min(SIZE, x + width), min(SIZE, y + height)
-    if x2 <= x1 or y2 <= y1:
-        return
-    patch = sprite[sy1 : sy1 + y2 - y1, sx1 : sx1 + x2 - x1]
-    alpha = patch[..., 3:4].astype(np.float32) / 255
-    image[y1:y2, x1:x2] = (patch[..., :3] * alpha + image[y1:y2, x1:x2] * (1 - alpha)).astype(np.uint8)
-
-
 def plate_image(rng: np.random.Generator, backgrounds: list[np.ndarray]) -> tuple[np.ndarray, list[list[float]]]:
     """One 640x640 RGB training image and its YOLO boxes (class 0 = plate)."""
     if backgrounds and rng.random() < 0.5:
@@ -148,8 +126,6 @@ def plate_image(rng: np.random.Generator, backgrounds: list[np.ndarray]) -> tupl
     else:
         source, scene_boxes = _scene_background(rng)
     image, boxes = _crop(source, scene_boxes, rng)
-    for _ in range(int(rng.integers(0, 4))):  # before the plates: a plate may sit in front of a sign, never behind
-        _distractor(image, rng)
     for _ in range(int(rng.integers(0, 4))):
         box = _paste(image, _plate(rng), rng)
         if box:
