@@ -94,10 +94,11 @@ class PlateDetector:
         return self._detect(crops, imgsz=crops[0].shape[0], batch=len(crops)) if crops else []
 
     def _detect(self, frames: list[np.ndarray], imgsz: int | None = None, batch: int | None = None) -> list[Detections]:
-        out, batch = [], batch or self.batch
+        batch = batch or self.batch
         if isinstance(self.model, YoloOnnx):
             return [Detections(d.xyxy, d.confidence, np.full(len(d), PLATE)) for start in range(0, len(frames), batch)
                     for d in self.model(frames[start : start + batch], imgsz or self.imgsz, self.threshold)]
+        out = []
         for start in range(0, len(frames), batch):
             chunk = [np.ascontiguousarray(f[..., ::-1]) for f in frames[start : start + batch]]  # ultralytics wants BGR arrays
             results = self.model.predict(chunk, imgsz=imgsz or self.imgsz, conf=self.threshold, device=self.device, verbose=False,

@@ -10,9 +10,9 @@ Example:
 
 from __future__ import annotations
 
-from curation.perception.boxes import CLASSES
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
+from curation.redaction.video import min_heights
 
 __all__ = ["Detectors"]
 
@@ -32,5 +32,5 @@ class Detectors:
         if policy.plates:
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
             self.verify.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.verify_plate_threshold, stage.device))
-        self.min_height = {CLASSES.index("face"): policy.min_face_px, CLASSES.index("plate"): policy.min_plate_px}
+        self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)

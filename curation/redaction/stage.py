@@ -69,11 +69,12 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     config = RedactionConfig.from_params(params, store.region)
     detectors = Detectors(params, store.region)
     version = policy_version(policy)
-    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{code_version()}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
+    code = code_version()
+    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{code}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()
     manual = _manual_redactions(catalog)
-    min_height = {"face": policy.redact.min_face_px, "plate": policy.redact.min_plate_px}
+    min_height = {CLASSES[cls]: px for cls, px in detectors.min_height.items()}  # ground truth names classes
     scores, statuses, now = [], Counter(), datetime.now(timezone.utc)
     for clip in tqdm(clips, desc=f"redact {store.region}", unit="clip", disable=not progress):
         clip_id = clip["clip_id"]
@@ -150,7 +151,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     # Always written (the folder is a DVC out): which outputs are verified, by content hash.
     store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
     return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
-            "detectors": detectors.names, "tracker": TRACKER_VERSION, "code": code_version(), "detect_every_s": stage.detect_every_s,
+            "detectors": detectors.names, "tracker": TRACKER_VERSION, "code": code, "detect_every_s": stage.detect_every_s,
             "quality": combine(scores) if scores else None}
 
 

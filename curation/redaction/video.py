@@ -37,10 +37,14 @@ from curation.redaction.masks import blank, redact
 from curation.redaction.refine import refine_tracks
 from curation.sources.sei import Telemetry, sei_nal
 
-__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes"]
+__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes", "min_heights"]
 
 WALK_MIN_FPS = 20.0
 
+
+def min_heights(rules) -> dict[int, int]:
+    """Class id -> the policy's minimum height (px) of a face or plate that must be masked."""
+    return {CLASSES.index("face"): rules.min_face_px, CLASSES.index("plate"): rules.min_plate_px}
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class RedactionConfig:
         return cls(method=policy.redact.method, faces=policy.redact.faces, plates=policy.redact.plates,
                    detect_every_s=stage.detect_every_s,
                    track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, preset=stage.preset, gps_precision_m=policy.gps_precision_m,
-                   min_height={CLASSES.index("face"): policy.redact.min_face_px, CLASSES.index("plate"): policy.redact.min_plate_px})
+                   min_height=min_heights(policy.redact))
 
 
 @dataclass
