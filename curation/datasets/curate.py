@@ -34,23 +34,33 @@ KM_PER_DEG = 111.32
 
 
 def near_duplicates(catalog: Catalog, table: pd.DataFrame, distance: float, neighbours: int = 8) -> np.ndarray:
-    """Mask of frames to drop: within ``distance`` of an earlier frame that was kept."""
-    embeddings = catalog.table("frame_embeddings")
-    kept: set[tuple[str, int]] = set()
+    """Mask of frames to drop: closer than ``distance`` (cosine) to an earlier frame that was kept.
+
+    Neighbours come from the catalog's exact vector search; their distances are recomputed here in
+    float64 and clipped at 0, so the decision never rests on the search's float rounding: a distance
+    of 0 drops nothing (not even exact copies), and the same frames give the same answer anywhere."""
     drop = np.zeros(len(table), bool)
-    vectors = {(r["clip_id"], r["index"]): r["vector"] for r in catalog.read("frame_embeddings").to_pylist()}
+    if distance <= 0 or not len(table):
+        return drop
+    embeddings = catalog.table("frame_embeddings")
+    vectors = {(r["clip_id"], r["index"]): np.asarray(r["vector"], np.float64) for r in catalog.read("frame_embeddings").to_pylist()}
+    kept: set[tuple[str, int]] = set()
     for position, key in enumerate(zip(table.clip_id, table["index"])):
         vector = vectors.get(key)
         if vector is None:
             kept.add(key)
             continue
-        hits = embeddings.search(np.asarray(vector, np.float32), vector_column_name="vector").distance_type("cosine") \
-            .limit(neighbours).select(["clip_id", "index"]).to_list()
-        if any((h["clip_id"], h["index"]) in kept and h["_distance"] < distance for h in hits):
+        hits = embeddings.search(vector.astype(np.float32), vector_column_name="vector").distance_type("cosine") \
+            .bypass_vector_index().limit(neighbours).select(["clip_id", "index"]).to_list()
+        if any((h["clip_id"], h["index"]) in kept and _cosine_distance(vector, vectors[(h["clip_id"], h["index"])]) < distance for h in hits):
             drop[position] = True
         else:
             kept.add(key)
     return drop
+
+
+def _cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return max(0.0, 1.0 - float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-300))
 
 
 def balance(counts: np.ndarray, target: np.ndarray, keep: int) -> np.ndarray:
@@ -69,8 +79,13 @@ def balance(counts: np.ndarray, target: np.ndarray, keep: int) -> np.ndarray:
     return np.array(sorted(chosen), int)
 
 
-def group_splits(keys: list[list[str]], sizes: np.ndarray, shares: dict[str, float], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(group id, split name) per frame; frames sharing any key are in one group, groups in one split."""
+def group_splits(keys: list[list[str]], sizes: np.ndarray, shares: dict[str, float], seed: int,
+                 names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(group id, split name) per frame; frames sharing any key are in one group, groups in one split.
+
+    A group is named by the smallest of its frames' ``names`` (default: their first key), and groups
+    are dealt out by size, then by a seeded hash of that name: give content-derived names (clip ids)
+    and the splits are the same wherever and with whatever pseudonym key the region runs."""
     parent: dict[str, str] = {}
 
     def find(k: str) -> str:
@@ -82,7 +97,11 @@ def group_splits(keys: list[list[str]], sizes: np.ndarray, shares: dict[str, flo
     for frame_keys in keys:
         for other in frame_keys[1:]:
             parent[find(other)] = find(frame_keys[0])
-    groups = np.array([find(k[0]) for k in keys], object)
+    roots = [find(k[0]) for k in keys]
+    label: dict[str, str] = {}
+    for root, name in zip(roots, names if names is not None else [k[0] for k in keys]):
+        label[root] = min(label.get(root, name), name)
+    groups = np.array([label[r] for r in roots], object)
     order = sorted(set(groups), key=lambda g: (-sizes[groups == g].sum(), hashlib.sha256(f"{seed}:{g}".encode()).hexdigest()))
     total, filled = sizes.sum(), dict.fromkeys(shares, 0.0)
     split_of = {}
@@ -116,7 +135,7 @@ def curate_region(store: RegionStore, params) -> dict:
     table = table.reset_index(drop=True)
     keys = [[f"vehicle:{v}", f"event:{e}"] + ([cell] if config.group_cell_km and (cell := _cell(la, lo, config.group_cell_km)) else [])
             for v, e, la, lo in zip(table.source_vehicle, table.event_id, table.lat, table.lon)]
-    groups, splits = group_splits(keys, np.ones(len(table)), dict(config.splits), config.seed) if len(table) else ([], [])
+    groups, splits = group_splits(keys, np.ones(len(table)), dict(config.splits), config.seed, list(table.clip_id)) if len(table) else ([], [])
     rows = [CuratedFrame(c, int(i), int(p), str(s), str(sc), hashlib.sha256(str(g).encode()).hexdigest()[:12])
             for c, i, p, s, sc, g in zip(table.clip_id, table["index"], table.pts, splits, table.scenario, groups)]
     catalog.table("curated").delete("true")

@@ -34,7 +34,6 @@ import numpy as np
 from curation.datasets.card import dataset_card
 from curation.datasets.frames import reviewed_detections
 from curation.media.video import decode_frames
-from curation.redaction.stage import policy_version
 from curation.storage.catalog import Catalog
 from curation.storage.store import RegionStore
 
@@ -124,7 +123,7 @@ def export_region(store: RegionStore, params) -> dict:
     for name, data in dataset_card(config.name, store.region, classes, per_split, samples, config.thumbnails).items():
         write(name, data)
     manifest = {"name": config.name, "region": store.region, "created_at": datetime.now(timezone.utc).isoformat(),
-                "policy_version": policy_version(store.policy), "label_models": sorted(set(labeled)),
+                "policy_version": store.policy.version, "label_models": sorted(set(labeled)),
                 "redaction_fingerprints": sorted({redacted[c]["fingerprint"] for c in curated.clip_id.unique() if c in redacted}),
                 "classes": classes, "splits": per_split, "images": images, "files": dict(sorted(files.items()))}
     store.write_text(f"{root}/manifest.json", json.dumps(manifest, indent=1))

@@ -17,7 +17,7 @@ import numpy as np
 
 from curation._env import PROJECT_ROOT
 from curation.errors import CurationError
-from curation.perception.plates import resolve_device
+from curation.perception.runtime import resolve_device
 from curation.storage.store import RegionStore
 
 __all__ = ["train_region"]

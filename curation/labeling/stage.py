@@ -27,17 +27,20 @@ from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import VERSION as LANES_VERSION
 from curation.perception.lanes import LaneCamera, LaneDetector
-from curation.perception.light_state import VERSION as LIGHT_STATE_VERSION
 from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.perception.tracks import TrackConfig, link
+from curation.policy.deps import code_hash
 from curation.redaction.masks import mask_of
-from curation.redaction.stage import boxes_from_json
 from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import Detection, FrameEmbedding, LabeledClip, LaneLine, Track, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["label_region", "label_frames"]
+__all__ = ["label_region", "label_frames", "LABELING_CODE", "LABELING_PACKAGES"]
+
+# The code that decides the labels: its hash is part of every clip's labeling fingerprint.
+LABELING_CODE = ["curation.labeling.stage"]
+LABELING_PACKAGES = ("curation/perception", "curation/labeling", "curation/media")
 
 TABLES = ("detections", "tracks", "lane_lines", "frame_embeddings")
 
@@ -62,8 +65,8 @@ def label_region(store: RegionStore, params, progress: bool = True) -> dict:
     labeler = Labeler(config)
     lanes = LaneDetector(LaneCamera(**config.lanes.model_dump()))
     track_config = TrackConfig(**config.track.model_dump())
-    versions = f"{labeler.name}|{LANES_VERSION}|{TRACKER_VERSION}|{LIGHT_STATE_VERSION}"
-    fingerprint = hashlib.sha256(f"{versions}|{config.model_dump_json()}".encode()).hexdigest()[:16]
+    code = code_hash(LABELING_CODE, within=LABELING_PACKAGES)
+    fingerprint = hashlib.sha256(f"{labeler.name}|{code}|{config.model_dump_json(exclude={'model'})}".encode()).hexdigest()[:16]
     verified = {r["clip_id"]: r for r in catalog.read("redacted_clips", where="status = 'verified'").to_pylist()}
     previous = {r["clip_id"]: r for r in catalog.read("labeled_clips").to_pylist()}
     clips = {c["clip_id"]: c for c in catalog.read("clips").to_pylist()}
@@ -194,7 +197,7 @@ def _readable(objects: list[dict], boxes_json: str | None, shape, hidden: Counte
     blurred by a plate false positive cannot be labeled, which is redaction's cost, not the labeler's."""
     if not boxes_json:
         return objects
-    mask = mask_of(boxes_from_json(boxes_json), shape)
+    mask = mask_of(Detections.from_items(json.loads(boxes_json)), shape)
     out = []
     for obj in objects:
         x1, y1, x2, y2 = (int(round(v)) for v in obj["box"])

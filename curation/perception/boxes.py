@@ -63,6 +63,16 @@ class Detections:
             return cls(boxes.xyxy.cpu().numpy()[keep], boxes.conf.cpu().numpy()[keep], np.array([class_map[c] for c in classes[keep]], np.int64))
         return cls(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), classes)
 
+    def to_items(self) -> list[list]:
+        """[[x1, y1, x2, y2, class name, track], ...] (0.1 px): how redactions and proofs store boxes."""
+        return [[*(round(float(v), 1) for v in box), CLASSES[int(c)], int(t)] for box, c, t in zip(self.xyxy, self.class_id, self.track_id)]
+
+    @classmethod
+    def from_items(cls, items: list) -> "Detections":
+        """Inverse of :meth:`to_items` (confidence 1: what was masked, not what was detected)."""
+        return cls(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
+                   [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
+
     def __len__(self) -> int:
         return len(self.xyxy)
 

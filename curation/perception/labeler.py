@@ -21,7 +21,7 @@ from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections
 from curation.perception.light_state import light_state
-from curation.perception.plates import load_yolo, resolve_device
+from curation.perception.runtime import load_yolo, resolve_device
 from curation.storage.records import EMBEDDING_DIM
 
 __all__ = ["Labeler"]

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from pathlib import Path
 
@@ -20,23 +19,13 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import CLASSES, Detections
+from curation.perception.runtime import load_yolo, resolve_device
 from curation.perception.yolo_onnx import YoloOnnx
 
-__all__ = ["PlateDetector", "resolve_device", "load_yolo"]
+__all__ = ["PlateDetector"]
 
 PLATE = CLASSES.index("plate")
 ROTATED_THRESHOLD = 0.5
-
-
-def resolve_device(device: str = "auto") -> str:
-    """'auto' -> '0' (first GPU) when torch sees CUDA, else 'cpu'."""
-    if device != "auto":
-        return device
-    if not Path("/dev/nvidiactl").exists():
-        return "cpu"  # no NVIDIA driver: skip importing torch (2.5 s of every command's start)
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
 
 
 def _unrotate(detections: Detections, inverse: np.ndarray, shape) -> Detections:
@@ -48,14 +37,6 @@ def _unrotate(detections: Detections, inverse: np.ndarray, shape) -> Detections:
     boxes = np.concatenate([back.min(1), back.max(1)], 1)
     boxes = np.clip(boxes, 0, [shape[1], shape[0], shape[1], shape[0]])
     return Detections(boxes, detections.confidence, detections.class_id)
-
-
-@functools.cache
-def load_yolo(path: str):
-    """One ultralytics model per weights file and process."""
-    from ultralytics import YOLO
-
-    return YOLO(path, task="detect")
 
 
 class PlateDetector:

@@ -5,7 +5,12 @@ forms this project uses, then checks two rules:
 
 * every out under a region's store declares ``remote:`` equal to that region's ``dvc_remote``
   (and an out that declares a region's remote lies in that region's store);
-* no stage reads or writes the stores of two regions.
+* no stage reads or writes the stores of two regions;
+
+and that each stage's deps are complete: every project module its ``python -m pipelines.<stage>``
+command imports (the closure from curation.policy.deps), every data file that code reads, and
+every project file its params name (model weights, zone and boundary files) is listed, or lies in
+a listed folder.
 
 Example:
     >>> violations = check_pipeline(load_params("params.yaml"), "dvc.yaml")   # doctest: +SKIP
@@ -15,7 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +30,13 @@ from typing import Any
 import yaml
 
 from curation.errors import PolicyError
+from curation.policy.deps import closure, data_files
 from curation.policy.params import Params
 
 __all__ = ["Violation", "check_pipeline", "expand_stages"]
 
 _REFERENCE = re.compile(r"\$\{\s*([^}]+?)\s*\}")
+_MODULE = re.compile(r"\bpython3?\s+-m\s+([\w.]+)")
 
 
 @dataclass(frozen=True)
@@ -142,4 +151,55 @@ def check_pipeline(params: Params, dvc_path: str | Path) -> list[Violation]:
             for other in others:
                 violations.append(Violation(name, touched[other], f"stage touches the stores of regions {first} "
                                             f"and {other}; a stage must stay inside one region"))
+        for missing, why in _missing_deps(stage, base, params_document):
+            violation = Violation(name.split("@")[0], missing, f"not in the stage's deps ({why}); add it to dvc.yaml")
+            if violation not in violations:  # once per stage, not once per region
+                violations.append(violation)
     return violations
+
+
+def _params_files(value: Any, base: Path) -> Iterator[Path]:
+    """Project files a params subtree names (weights, zone files): strings that are existing paths."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _params_files(item, base)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _params_files(item, base)
+    elif isinstance(value, str) and "/" in value and "://" not in value:
+        path = (base / value).resolve()
+        if path.is_file() and path.is_relative_to(base):
+            yield path.relative_to(base)
+
+
+def _missing_deps(stage: dict, base: Path, params_document: dict) -> list[tuple[str, str]]:
+    """(path, why it is needed) for each project file the stage's command needs that no dep covers."""
+    command = _MODULE.search(str(stage.get("cmd", "")))
+    if not command:
+        return []
+    listed = [Path(dep) for dep, _ in _entries(stage, "deps")]
+    needed: dict[Path, str] = {}
+    modules = closure([command.group(1)], base)
+    for path in sorted(modules):
+        needed.setdefault(path, f"imported by {command.group(1)}")
+    for path in sorted(data_files(modules, base)):
+        needed.setdefault(path, "read by the stage's code")
+    for entry, _ in _entries(stage, "params"):
+        try:
+            subtree = _lookup(params_document, entry, "params")
+        except PolicyError:
+            continue
+        for path in _params_files(subtree, base):
+            needed.setdefault(path, f"named by params {entry}")
+    def covered(path: Path) -> bool:
+        return any(path == dep or path.is_relative_to(dep) for dep in listed)
+
+    return [(str(path), why) for path, why in needed.items() if not covered(path) and not _only_docstring(base / path)]
+
+
+def _only_docstring(path: Path) -> bool:
+    """A package __init__ holding a docstring alone runs no code: it need not be listed."""
+    if path.name != "__init__.py":
+        return False
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -118,6 +120,18 @@ class RegionPolicy(Strict):
     @property
     def is_s3(self) -> bool:
         return self.store.startswith("s3://")
+
+    @functools.cached_property
+    def version(self) -> str:
+        """Content hash of the region's rules. Where data lives (store, s3, remote) and what its streets
+        look like (locale, for the simulator) are not rules, and
+        zone and boundary files count by their content, not their path: moving a checkout, or a
+        store, keeps the version; editing any rule or polygon changes it."""
+        rules = self.model_dump(mode="json", exclude={"store", "s3", "dvc_remote", "locale", "boundary", "restricted_zones"})
+        rules["restricted_zones"] = {**self.restricted_zones.model_dump(mode="json", exclude={"file"}),
+                                     "file_sha256": hashlib.sha256(self.restricted_zones.file.read_bytes()).hexdigest()}
+        rules["boundary_sha256"] = hashlib.sha256(self.boundary.read_bytes()).hexdigest()
+        return hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:12]
 
     @functools.cached_property
     def zones(self) -> Zones:

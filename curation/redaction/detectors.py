@@ -34,3 +34,4 @@ class Detectors:
             self.verify.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.verify_plate_threshold, stage.device))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
+        self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}" for d in self.verify)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import VERSION as TRACKER_VERSION
+from curation.policy.deps import code_hash
 from curation.redaction.detectors import Detectors
 from curation.redaction.quality import combine, score_clip
 from curation.redaction.verify import verify_video
@@ -30,36 +31,12 @@ from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["redact_region", "redaction_status", "policy_version", "boxes_from_json"]
+__all__ = ["redact_region", "redaction_status", "MASKING_CODE", "MASKING_PACKAGES"]
 
-
-def policy_version(policy) -> str:
-    """Content hash of a region's policy: any rule change gives a new version."""
-    return hashlib.sha256(json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
-
-
-def code_version() -> str:
-    """Hash of the code that decides which pixels get masked: changing it redacts every clip again."""
-    from curation.perception import faces, plates, tracks, yolo_onnx
-    from curation.redaction import masks, refine, video
-
-    sources = [Path(module.__file__).read_bytes() for module in (faces, plates, tracks, yolo_onnx, masks, refine, video)]
-    return hashlib.sha256(b"".join(sources)).hexdigest()[:12]
-
-
-def _boxes_json(detections) -> str:
-    return json.dumps([[*(round(float(v), 1) for v in box), CLASSES[int(c)], int(t)]
-                       for box, c, t in zip(detections.xyxy, detections.class_id, detections.track_id)])
-
-
-def boxes_from_json(text: str) -> Detections:
-    return boxes_from_items(json.loads(text))
-
-
-def boxes_from_items(items: list) -> Detections:
-    """[[x1, y1, x2, y2, class name, track], ...] (as stored in redactions.boxes) as Detections."""
-    return Detections(np.array([i[:4] for i in items], np.float32).reshape(-1, 4), np.ones(len(items), np.float32),
-                      [CLASSES.index(i[4]) for i in items], [i[5] for i in items])
+# The code that decides which pixels are masked and how the output is encoded: its hash is part of
+# every clip's fingerprint. Storage, audit and the stage's own bookkeeping are not in it.
+MASKING_CODE = ["curation.redaction.video", "curation.redaction.detectors", "curation.redaction.verify"]
+MASKING_PACKAGES = ("curation/perception", "curation/redaction", "curation/media")
 
 
 def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
@@ -68,9 +45,9 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     catalog = Catalog(store)
     config = RedactionConfig.from_params(params, store.region)
     detectors = Detectors(params, store.region)
-    version = policy_version(policy)
-    code = code_version()
-    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{TRACKER_VERSION}|{code}|{stage.model_dump_json()}".encode()).hexdigest()[:16]
+    version = policy.version
+    code = code_hash(MASKING_CODE, within=MASKING_PACKAGES)
+    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{detectors.verifier_names}|{code}|{stage.model_dump_json(exclude={'plate_model'})}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()
     manual = _manual_redactions(catalog)
@@ -88,7 +65,12 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         if not store.exists(source) and drawn and old and old["output_uri"] and store.exists(old["output_uri"]):
             source = old["output_uri"]  # raw is gone (retention): mask the drawn boxes on the redacted output itself
         if not store.exists(source):
-            if old:  # raw media is gone on its retention clock: the earlier result stands
+            if old and old["status"] == "verified" and old["output_uri"] and store.exists(old["output_uri"]):
+                # Raw media is gone on its retention clock: the stored output is all there is, so the
+                # current rules judge it again rather than the old proof standing silently.
+                statuses[_reverify(store, catalog, clip, old, detectors, clip_fingerprint, version)] += 1
+                continue
+            if old:  # nothing left to redact or verify: the earlier result stands
                 statuses[old["status"]] += 1
                 continue
             result_row = _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], clip_fingerprint, version, False, None, now)
@@ -111,11 +93,11 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         data = store.read_bytes(source)
         buffer = io.BytesIO()
         result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"],
-                              manual={i: boxes_from_items(b) for i, b in drawn.items()})
+                              manual={i: Detections.from_items(b) for i, b in drawn.items()})
         output = buffer.getvalue()
         findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
-        frames = [Redaction(clip_id, i, int(result.pts[i]), _boxes_json(result.boxes[i]), bool(result.blanked[i]), detectors.names,
+        frames = [Redaction(clip_id, i, int(result.pts[i]), json.dumps(result.boxes[i].to_items()), bool(result.blanked[i]), detectors.names,
                             TRACKER_VERSION, version) for i in range(result.frames)]
         if findings:
             status, uri, digest = "redaction_failed", None, None  # never stored: it may still show a face
@@ -143,7 +125,7 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         truth = truth_lines(store, clip)
         rows = catalog.read("redactions", ["index", "boxes", "blanked"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
         if truth is not None and rows:
-            boxes = [boxes_from_json(r["boxes"]) for r in rows]
+            boxes = [Detections.from_items(json.loads(r["boxes"])) for r in rows]
             blanked = np.array([r["blanked"] for r in rows], bool)
             scores.append(score_clip(list(truth.values()), boxes, blanked, (clip["height"], clip["width"]), min_height))
     _enforce_retention(store, catalog, now)
@@ -153,6 +135,22 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
     return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
             "detectors": detectors.names, "tracker": TRACKER_VERSION, "code": code, "detect_every_s": stage.detect_every_s,
             "quality": combine(scores) if scores else None}
+
+
+def _reverify(store: RegionStore, catalog: Catalog, clip: dict, old: dict, detectors: Detectors, fingerprint: str, version: str) -> str:
+    """Verify a stored output again (raw already deleted); one that fails leaves redacted/ for quarantine."""
+    rows = catalog.read("redactions", ["index", "boxes"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
+    masked = [Detections.from_items(json.loads(r["boxes"])) for r in rows]
+    findings = verify_video(store.read_bytes(old["output_uri"]), detectors.verify, detectors.min_height, masked=masked)
+    status, uri = ("verified", old["output_uri"]) if not findings else ("redaction_failed", None)
+    if findings:
+        store.move(old["output_uri"], f"quarantine/redaction_failed/{clip['clip_id']}.mp4")
+    store.audit.append(store.actor, "reverify", old["output_uri"], clip["clip_id"], status=status, findings=len(findings), policy_version=version)
+    row = {**old, "status": status, "output_uri": uri, "findings": json.dumps(findings[:50]), "fingerprint": fingerprint,
+           "policy_version": version, "redacted_at": datetime.now(timezone.utc)}
+    catalog.table("redacted_clips").delete(f"clip_id = '{clip['clip_id']}'")
+    catalog.table("redacted_clips").add(to_table(RedactedClip, [RedactedClip(**row)]))
+    return status
 
 
 def redaction_status(catalog: Catalog) -> dict:

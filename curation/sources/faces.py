@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from curation._env import PROJECT_ROOT
+from curation._env import PROJECT_ROOT, data_file
 
 __all__ = ["FaceBank", "face_bank", "fetch_face_sources"]
 
 CACHE = PROJECT_ROOT / ".cache" / "faces"
+BANK = data_file(".cache/faces/bank-v1.npz")  # built by `make setup`; the simulator's stage depends on it
 CROP = 128
 MARGIN = 1.6  # crop side / face box side: room for hair and chin so pasting looks natural
 
@@ -112,16 +113,26 @@ def _build() -> FaceBank:
     return FaceBank(np.stack(crops), np.float32(boxes), tuple(identities), tuple(sources))
 
 
+def _save(path: Path, **arrays) -> None:
+    """np.savez_compressed with fixed zip timestamps: the same bank gives the same bytes (a DVC dep)."""
+    temporary = path.with_suffix(".tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue(), zipfile.ZIP_DEFLATED)
+    temporary.replace(path)
+
+
 def face_bank() -> FaceBank:
     """The cached bank, built on first use."""
-    path = CACHE / "bank-v1.npz"
-    if not path.exists():
+    if not BANK.exists():
         fetch_face_sources()
         bank = _build()
         CACHE.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, crops=bank.crops, boxes=bank.boxes, identities=np.array(bank.identities), sources=np.array(bank.sources))
+        _save(BANK, crops=bank.crops, boxes=bank.boxes, identities=np.array(bank.identities), sources=np.array(bank.sources))
         return bank
-    with np.load(path) as data:
+    with np.load(BANK) as data:
         return FaceBank(data["crops"], data["boxes"], tuple(data["identities"].tolist()), tuple(data["sources"].tolist()))
 
 

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 
+from curation._env import data_file
 from curation.errors import IngestError
 
 __all__ = ["Upload", "discover", "read_event_json", "read_sidecar", "SIDECAR_SCHEMA"]
@@ -33,7 +34,7 @@ CAMERAS = ("front", "back", "left_repeater", "right_repeater", "left_pillar", "r
 STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 CAMERA_FILE = re.compile(rf"^({STAMP})-({'|'.join(CAMERAS)})\.mp4$")
 COMPANIONS = re.compile(rf"^(event\.json|thumb\.png|consent\.json|groundtruth\.jsonl|{STAMP}-groundtruth\.jsonl)$")
-SIDECAR_SCHEMA = json.loads((Path(__file__).parent / "sidecar.schema.json").read_text())
+SIDECAR_SCHEMA = json.loads(data_file("curation/sources/sidecar.schema.json").read_text())
 _VALIDATOR = jsonschema.Draft202012Validator(SIDECAR_SCHEMA, format_checker=jsonschema.FormatChecker())
 EVENT_FIELDS = ("timestamp", "est_lat", "est_lon", "reason")
 

@@ -32,6 +32,19 @@ def test_splits_never_share_a_vehicle_an_event_or_a_linked_cell():
     assert set(shares.index) == {"train", "val", "test"} and abs(shares["train"] - 0.7) < 0.15
 
 
+def test_splits_depend_on_content_names_not_on_pseudonyms():
+    """Another pseudonym key gives other vehicle and event ids; named by clip ids, the splits stay."""
+    rng = np.random.default_rng(1)
+    owners = [(int(rng.integers(0, 8)), int(rng.integers(0, 2))) for _ in range(200)]
+    clips = [f"{hash((v, e)) % 10**6:06d}-{v}-{e}" for v, e in owners]  # one clip per (vehicle, event), content-named
+
+    def splits(key: str):
+        keys = [[f"vehicle:{key}{v}", f"event:{key}{v}-{e}"] for v, e in owners]
+        return group_splits(keys, np.ones(len(keys)), {"train": 0.7, "val": 0.15, "test": 0.15}, seed=0, names=clips)[1].tolist()
+
+    assert splits("key-one-") == splits("other-key-") and len(set(splits("key-one-"))) == 3
+
+
 def test_balance_moves_the_class_shares_toward_the_target():
     rng = np.random.default_rng(1)
     counts = np.concatenate([rng.poisson([6, 1, 0.2], (300, 3)), rng.poisson([1, 1, 3], (60, 3))]).astype(float)

@@ -19,34 +19,21 @@ import nbformat
 import pytest
 import yaml
 
-from builders import REPO
+from builders import REPO, fresh_checkout, run_in
 
 BIN = Path(sys.executable).parent
 
 
 def _fresh_copy(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    (root / "dvc.lock").unlink(missing_ok=True)
-    shutil.rmtree(root / "metrics", ignore_errors=True)
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    root = fresh_checkout(tmp_path / "repo", simulate=dict(vehicles=4, events=1, seconds=2, width=640, height=360), train=dict(epochs=1, imgsz=320))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["simulate"].update(vehicles=4, events=1, seconds=2, width=640, height=360)
     params["simulate"]["rates"].update(no_consent=0.0, zone_crossing=0.0, wrong_region=0.0, corrupt=0.0, truncated=0.0)
-    params["train"].update(epochs=1, imgsz=320)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
 
 
 def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "PYTHONPATH": str(root), "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
-    assert not check or result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+    return run_in(root, *args, check=check)
 
 
 def _md5s(folder: Path) -> set[str]:

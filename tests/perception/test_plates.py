@@ -5,7 +5,8 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import iou_matrix
 from curation.perception.plate_data import _scene_background
-from curation.perception.plates import PlateDetector, load_yolo
+from curation.perception.plates import PlateDetector
+from curation.perception.runtime import load_yolo
 
 
 def test_onnx_runtime_plates_match_ultralytics_torch_and_crops_work():

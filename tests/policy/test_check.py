@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -79,3 +80,40 @@ def test_cli_policy_check_exit_codes(tmp_path):
 def test_repository_pipeline_is_clean():
     result = _cli("policy", "check", cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _project_copy(tmp_path):
+    """The repository's code, pipeline and params in a temporary folder (the check reads code there)."""
+    root = tmp_path / "project"
+    for name in ("curation", "pipelines", "policy", "models"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(REPO / name, root / name)
+    (root / ".cache" / "faces").mkdir(parents=True)
+    (root / ".cache" / "faces" / "bank-v1.npz").write_bytes(b"")
+    return root
+
+
+def test_a_new_import_or_data_file_of_a_stage_is_named_until_dvc_yaml_lists_it(tmp_path):
+    root = _project_copy(tmp_path)
+    assert check_pipeline(load_params(root / "params.yaml"), root / "dvc.yaml") == []
+    curate = root / "curation" / "datasets" / "curate.py"
+    curate.write_text(curate.read_text().replace("import numpy as np\n", "import numpy as np\n\nfrom curation.perception import lanes  # noqa\n", 1))
+    frames = root / "curation" / "datasets" / "frames.py"
+    frames.write_text(frames.read_text() + '\nSTOPWORDS = data_file("curation/datasets/stopwords.txt")\n')
+    (root / "curation" / "datasets" / "stopwords.txt").write_text("a\n")
+    violations = [str(v) for v in check_pipeline(load_params(root / "params.yaml"), root / "dvc.yaml")]
+    # lanes.py and what it imports, reached through curate.py; the data file through frames.py (curate and export import it).
+    assert "curate: curation/perception/lanes.py: not in the stage's deps (imported by pipelines.curate); add it to dvc.yaml" in violations
+    assert "curate: curation/datasets/stopwords.txt: not in the stage's deps (read by the stage's code); add it to dvc.yaml" in violations
+    assert "export: curation/datasets/stopwords.txt: not in the stage's deps (read by the stage's code); add it to dvc.yaml" in violations
+    assert not any(v.startswith(("ingest:", "redact:", "label:", "train:", "simulate:")) for v in violations)
+
+
+def test_a_file_named_by_a_stage_s_params_must_be_a_dep(tmp_path):
+    root = _project_copy(tmp_path)
+    dvc = (root / "dvc.yaml").read_text()
+    (root / "dvc.yaml").write_text(dvc.replace("        - models/plates.pt\n", "", 1).replace("        - policy/zones/${key}.geojson\n", "", 1))
+    violations = [str(v) for v in check_pipeline(load_params(root / "params.yaml"), root / "dvc.yaml")]
+    assert "redact: models/plates.pt: not in the stage's deps (named by params redaction); add it to dvc.yaml" in violations
+    assert "ingest: policy/zones/cn.geojson: not in the stage's deps (named by params regions.cn); add it to dvc.yaml" in violations

@@ -111,3 +111,28 @@ def test_relative_paths_resolve_against_the_params_folder(tmp_path):
     path = tmp_path / "sub" / "params.yaml"
     path.write_text(yaml.safe_dump(document))
     assert load_params(path).regions["cn"].store == str(tmp_path / "sub" / "stores" / "cn")
+
+
+def _moved_checkout(folder):
+    """The repository's params and polygon files at another path, stores elsewhere again."""
+    import shutil
+
+    shutil.copytree(REPO / "policy", folder / "policy")
+    shutil.copy2(REPO / "params.yaml", folder / "params.yaml")
+    return load_params(folder / "params.yaml")
+
+
+def test_policy_version_is_the_rules_not_where_the_checkout_or_store_lies(tmp_path):
+    here, there = _moved_checkout(tmp_path / "a"), _moved_checkout(tmp_path / "elsewhere" / "b")
+    assert here.regions["cn"].store != there.regions["cn"].store
+    assert {n: r.version for n, r in here.regions.items()} == {n: r.version for n, r in there.regions.items()}
+    assert len({r.version for r in here.regions.values()}) == 3  # cn, eu and us have different rules
+    zones = tmp_path / "elsewhere" / "b" / "policy" / "zones" / "cn.geojson"
+    document = json.loads(zones.read_text())
+    document["features"] = document["features"][1:]  # one restricted zone fewer
+    zones.write_text(json.dumps(document))
+    assert load_params(zones.parents[2] / "params.yaml").regions["cn"].version != here.regions["cn"].version
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    document["regions"]["cn"]["redact"]["min_face_px"] = 24
+    (tmp_path / "a" / "params.yaml").write_text(yaml.safe_dump(document))
+    assert load_params(tmp_path / "a" / "params.yaml").regions["cn"].version != here.regions["cn"].version
