@@ -96,8 +96,13 @@ class Worker:
         except Exception as error:  # noqa: BLE001  (one clip's failure is that clip's result, not the run's)
             scratch = self.stage.scratch(task)
             partial = scratch if _exists(self.store, scratch) else None
-            result = Result(task.id, output=partial, error=one_line(error))
+            result = Result(task.id, output=partial, error=self._explain(error))
         return replace(result, audit=result.audit + self.audit.drain())
+
+    def _explain(self, error: Exception) -> str:
+        if isinstance(error, PermissionError) and not self.store.local:  # S3's 403: this region's key opens this region's bucket only
+            return f"access denied to region {self.store.region!r}'s credentials ({one_line(error)}); a worker holds its own region's keys only"
+        return one_line(error)
 
 
 def _exists(store, key: str) -> bool:
