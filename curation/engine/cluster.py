@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 
 from curation.engine.stage import Result, Task
 from curation.engine.worker import Worker, WorkerSpec, one_line
 from curation.errors import EngineError
 
-__all__ = ["loopback_only", "ray_actors", "region_resource"]
+__all__ = ["actors_that_fit", "loopback_only", "ray_actors", "region_resource"]
 
 SLIVER = 0.001  # of a node's region resource per actor: up to 1,000 actors a node
 
@@ -42,7 +42,17 @@ class _Actor:
         return self.worker(task)
 
 
-def _pool_size(spec: WorkerSpec, workers: int | str, gpus: float) -> int:
+def actors_that_fit(nodes: list[dict], cpus: float, gpus: float) -> int:
+    """Actors of ``cpus`` CPUs (and ``gpus`` GPUs) that nodes of these Ray resources hold, node by node."""
+    def fits(node: dict) -> int:  # the small epsilon keeps 0.3 / 0.1 at 3
+        cpu = math.floor(node.get("CPU", 0) / cpus + 1e-9)
+        return min(cpu, math.floor(node.get("GPU", 0) / gpus + 1e-9)) if gpus else cpu
+
+    return sum(fits(node) for node in nodes)
+
+
+def _placement(spec: WorkerSpec, workers: int | str, tasks: int) -> tuple[int, float]:
+    """How many actors, and GPUs per actor, the region's nodes hold (as Ray reports them)."""
     import ray
 
     resource, cpus = region_resource(spec.region), spec.stage.resources.cpus
@@ -50,18 +60,16 @@ def _pool_size(spec: WorkerSpec, workers: int | str, gpus: float) -> int:
     if not nodes:
         raise EngineError(f"{spec.stage.name}: the Ray cluster has no node for region {spec.region!r}; start that region's nodes "
                           f"with ray start --resources '{{\"{resource}\": 1}}'")
-    size = sum(math.floor(n.get("CPU", 0) / cpus + 1e-9) for n in nodes)
-    if gpus:
-        size = min(size, sum(math.floor(n.get("GPU", 0) / gpus + 1e-9) for n in nodes))
-    if workers != "auto":
-        size = min(size, workers)
+    # A detector stage takes GPUs where the region's nodes have them, and runs on CPU where they have none.
+    gpus = spec.stage.resources.gpus if any(n.get("GPU", 0) for n in nodes) else 0.0
+    size = min(actors_that_fit(nodes, cpus, gpus), tasks, tasks if workers == "auto" else workers)
     if size < 1:
-        raise EngineError(f"{spec.stage.name}: region {spec.region!r}'s Ray nodes report {sum(n.get('CPU', 0) for n in nodes):g} CPUs, "
-                          f"fewer than the {cpus:g} one worker needs")
-    return size
+        raise EngineError(f"{spec.stage.name}: region {spec.region!r}'s Ray nodes hold no worker of {cpus:g} CPUs"
+                          + (f" and {gpus:g} GPUs" if gpus else ""))
+    return size, gpus
 
 
-def ray_actors(spec: WorkerSpec, tasks: Iterable[Task], engine) -> Iterator[Result]:
+def ray_actors(spec: WorkerSpec, tasks: Sequence[Task], engine) -> Iterator[Result]:
     """Results as they complete from a pool of Ray actors on the region's nodes."""
     import ray
     from ray.util import ActorPool
@@ -73,9 +81,7 @@ def ray_actors(spec: WorkerSpec, tasks: Iterable[Task], engine) -> Iterator[Resu
     elif started:
         ray.init(address=engine.address, log_to_driver=False, configure_logging=False)
     try:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        gpus = spec.stage.resources.gpus if has_gpu else 0.0  # a detector stage without a GPU runs on CPU
-        size = _pool_size(spec, engine.workers, gpus)
+        size, gpus = _placement(spec, engine.workers, len(tasks))
         options = {"num_cpus": spec.stage.resources.cpus, "num_gpus": gpus, "resources": {region_resource(spec.region): SLIVER}}
         actor = ray.remote(_Actor).options(**options)
         pool = ActorPool([actor.remote(spec) for _ in range(size)])

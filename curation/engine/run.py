@@ -37,6 +37,8 @@ def run(stage: Stage, tasks: Sequence[Task], store, engine=None, progress: bool 
     """
     from curation.engine.local import in_process, process_pool
 
+    if not tasks:
+        return
     engine = engine or store.params.engine
     spec = WorkerSpec.of(stage, store)
     if engine.kind == "ray":

@@ -14,7 +14,7 @@ import pytest
 
 from builders import REPO, make_fleet, make_params, make_store, params_document
 from curation.engine import commit, run
-from curation.engine.cluster import loopback_only
+from curation.engine.cluster import actors_that_fit, loopback_only
 from curation.errors import EngineError, PolicyError
 from curation.policy.params import EngineParams, load_params
 from stages import Digest, digest_tasks, dump
@@ -118,6 +118,21 @@ def test_bad_engine_params_give_one_line(tmp_path, engine, expected):
     with pytest.raises(PolicyError) as error:
         load_params(make_params(tmp_path, document))
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "nodes, cpus, gpus, expected",
+    [
+        ([{"CPU": 2.0}], 1, 0, 2),  # 2 cores, 1 CPU each: 2 actors, never more
+        ([{"CPU": 2.0}], 2, 0, 1),
+        ([{"CPU": 2.0}], 3, 0, 0),  # does not fit: the engine refuses instead of waiting forever
+        ([{"CPU": 1.0}, {"CPU": 1.0}], 1.5, 0, 0),  # counted node by node, not over the summed CPUs
+        ([{"CPU": 16.0}, {"CPU": 2.0, "GPU": 8.0}], 1, 1, 2),  # GPUs on a node with 2 CPUs hold 2 actors
+        ([{"CPU": 1.0}], 0.1, 0, 10),
+    ],
+)
+def test_ray_pools_are_sized_node_by_node_from_what_ray_reports(nodes, cpus, gpus, expected):
+    assert actors_that_fit(nodes, cpus, gpus) == expected
 
 
 def _loopback_namespace() -> str | None:
