@@ -49,8 +49,11 @@ def run(stage: Stage, tasks: Sequence[Task], store, engine=None, progress: bool 
         workers = min(local_workers(engine, stage), max(1, len(tasks)))
         results = in_process(spec, tasks) if workers == 1 else process_pool(spec, tasks, workers)
     quiet = not progress or bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    with tqdm(results, total=len(tasks), desc=f"{stage.name} {store.region}", unit="clip", disable=quiet) as bar:
-        yield from bar
+    try:
+        with tqdm(results, total=len(tasks), desc=f"{stage.name} {store.region}", unit="clip", disable=quiet) as bar:
+            yield from bar
+    finally:
+        results.close()  # a caller that stops early stops the pool now, not when the generator is collected
 
 
 def commit(store, result: Result, destination: str | None = None, verified: bool = True) -> bool:
