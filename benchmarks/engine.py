@@ -98,7 +98,7 @@ def main() -> None:
         return
     from builders import make_fleet, make_params
 
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory(prefix="ray-") as sessions:
         root = Path(folder)
         make_params(root)
         make_fleet(root, "cn", vehicles=max(1, args.clips // 2), events=1, seconds=args.seconds, fps=args.fps, width=args.width,
@@ -108,7 +108,8 @@ def main() -> None:
             kind, workers = spec.split(":")
             command = [sys.executable, __file__, "--stage", args.stage, "--one", str(root / "params.yaml"), kind, workers]
             done = subprocess.run(loopback_only(command) if kind == "ray" else command, capture_output=True, text=True, cwd=REPO,
-                                  env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "RAY_AUTH_MODE": "disabled"})
+                                  env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "RAY_AUTH_MODE": "disabled",
+                                       "RAY_TMPDIR": sessions})
             if done.returncode:
                 sys.exit(f"{spec}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
             runs.append(json.loads(done.stdout.strip().splitlines()[-1]))

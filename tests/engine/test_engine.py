@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -152,9 +153,11 @@ def test_ray_gives_the_same_results_and_the_commit_step_gets_every_actors_record
     tasks = digest_tasks(store)
     alone = list(run(Digest(), tasks, store, LOCAL_1, progress=False))
     out = tmp_path / "ray.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), str(REPO / "tests")]), "RAY_AUTH_MODE": "disabled"}
-    job = subprocess.run(loopback_only([sys.executable, str(HERE / "ray_job.py"), str(tmp_path / "params.yaml"), "cn", str(out)]),
-                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    with tempfile.TemporaryDirectory(prefix="ray-") as sessions:  # short: Ray's socket paths must stay under 108 bytes
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), str(REPO / "tests")]), "RAY_AUTH_MODE": "disabled",
+               "RAY_TMPDIR": sessions}
+        job = subprocess.run(loopback_only([sys.executable, str(HERE / "ray_job.py"), str(tmp_path / "params.yaml"), "cn", str(out)]),
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
     assert job.returncode == 0, job.stderr[-3000:]
     seen = json.loads(out.read_text())
     assert seen["results"] == json.loads(dump(alone))
