@@ -84,7 +84,8 @@ def one_run(params_path: str, kind: str, workers: int, factory: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="benchmarks.engine:transcode", help="module:factory returning (stage, tasks) (default: %(default)s)")
+    parser.add_argument("--stage", default="benchmarks.engine:transcode",
+                        help="module:factory returning (stage, tasks) for a region store (default: %(default)s)")
     parser.add_argument("--clips", type=int, default=8, help="simulated camera files, front and back (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip (default: %(default)s)")
     parser.add_argument("--fps", type=float, default=10.0, help="default: %(default)s; Tesla records about 36")

@@ -100,8 +100,9 @@ class Worker:
         return replace(result, audit=result.audit + self.audit.drain())
 
     def _explain(self, error: Exception) -> str:
-        if isinstance(error, PermissionError) and not self.store.local:  # S3's 403: this region's key opens this region's bucket only
-            return f"access denied to region {self.store.region!r}'s credentials ({one_line(error)}); a worker holds its own region's keys only"
+        if isinstance(error, PermissionError) and not self.store.local:  # S3's 403: a region's key opens its own bucket only
+            return (f"access denied to region {self.store.region!r}'s credentials ({one_line(error)}); "
+                    "a worker holds its own region's keys only")
         return one_line(error)
 
 

@@ -17,11 +17,19 @@ class Digest(Stage):
     name = "digest"
     suffix = ".jsonl"
 
+    def __init__(self, meet=None):
+        # A spawn-context Barrier(workers), for local pools: each worker's first task waits until every
+        # worker has set up, so every worker does work however unevenly the processes start.
+        self.meet = meet
+
     def setup(self, store) -> None:
         super().setup(store)
         store.audit.append(store.actor, "setup", self.name)  # once per worker: the tests count them
 
     def process(self, task: Task) -> Result:
+        if self.meet is not None:
+            self.meet.wait(timeout=300)  # a bound only: the other worker sets up as soon as it takes a task
+            self.meet = None
         scratch, frames = self.scratch(task), 0
         with self.store.open(scratch, "wb") as out, self.store.open(task.payload) as source, av.open(source) as container:
             for frame in container.decode(video=0):  # streamed: one frame at a time

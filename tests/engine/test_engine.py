@@ -2,6 +2,7 @@
 step in the calling process gets every worker's audit records; a crash loses only clips in flight."""
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -31,6 +32,10 @@ def store(tmp_path):
     return make_store(tmp_path, "cn")
 
 
+def _meeting(workers=2):
+    return multiprocessing.get_context("spawn").Barrier(workers)
+
+
 def _commit_all(store, results) -> list:
     done = []
     for result in results:
@@ -46,11 +51,11 @@ def _workers(entries) -> set[str]:
 def test_in_process_and_a_two_worker_pool_give_the_same_results(store):
     tasks = digest_tasks(store)
     alone = list(run(Digest(), tasks, store, LOCAL_1, progress=False))
-    pooled = list(run(Digest(), tasks, store, LOCAL_2, progress=False))
+    pooled = list(run(Digest(_meeting()), tasks, store, LOCAL_2, progress=False))
     assert len(tasks) == 8 and all(r.ok for r in alone + pooled) and all(r.record["frames"] == 10 for r in alone)
     assert dump(alone) == dump(pooled)
     setups = [[e for r in results for e in r.audit if e.action == "setup"] for results in (alone, pooled)]
-    # Setup once per worker: one in process, two in the pool (each worker got work: 8 tasks, at most 4 in flight).
+    # Setup once per worker: one in process, two in the pool.
     assert [len(s) for s in setups] == [1, 2] and len(_workers(setups[1])) == 2 and os.getpid() not in {
         int(w.split(":")[1]) for w in _workers(setups[1])}
 
@@ -58,7 +63,7 @@ def test_in_process_and_a_two_worker_pool_give_the_same_results(store):
 def test_a_task_that_raises_is_a_failed_result_and_the_others_complete(store):
     store.write_bytes("landing/broken/front.mp4", b"\x00not a video" * 100)
     tasks = digest_tasks(store)
-    results = _commit_all(store, run(Digest(), tasks, store, LOCAL_2, progress=False))
+    results = _commit_all(store, run(Digest(_meeting()), tasks, store, LOCAL_2, progress=False))
     failed = [r for r in results if not r.ok]
     assert len(results) == 9 and len(failed) == 1 and failed[0].record is None
     assert failed[0].error.startswith("InvalidDataError: ") and "\n" not in failed[0].error
