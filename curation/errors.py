@@ -36,3 +36,7 @@ class IngestError(CurationError):
 
 class AuditError(CurationError):
     """The audit log's hash chain is broken; the message names the first bad line."""
+
+
+class EngineError(CurationError):
+    """A run of a per-clip stage stopped: a worker died or could not set up. Committed clips stay; a rerun redoes the rest."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from curation.errors import PolicyError
 from curation.policy.zones import Zones, load_zones
 
-__all__ = ["Params", "RegionPolicy", "load_params"]
+__all__ = ["EngineParams", "Params", "RegionPolicy", "load_params"]
 
 RegionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -304,6 +304,23 @@ class TrainParams(Strict):
     seed: int = 0
 
 
+class EngineParams(Strict):
+    """How per-clip stages (ingest, redact, label) spread over cores and machines: curation/engine."""
+
+    kind: Literal["local", "ray"] = "local"  # local: processes on this machine; ray: a Ray cluster
+    # local: auto = one worker per usable core, 1 = in process (no pool); ray: the most actors (auto: as
+    # many as the CPUs Ray reports for the region's nodes allow)
+    workers: Literal["auto"] | Annotated[int, Field(ge=1)] = "auto"
+    address: str | None = None  # ray: None starts Ray on this machine; "auto" joins the cluster this job runs on
+    object_store_mb: int = Field(default=256, ge=80)  # ray on this machine only: shared memory for task arguments
+
+    @model_validator(mode="after")
+    def _address_is_for_ray(self) -> "EngineParams":
+        if self.address is not None and self.kind != "ray":
+            raise ValueError(f"address is for kind ray, got kind {self.kind!r}")
+        return self
+
+
 class Params(Strict):
     """The whole params.yaml. Stage sections join here as stages are added."""
 
@@ -315,6 +332,7 @@ class Params(Strict):
     curate: CurateParams = CurateParams()
     export: ExportParams = ExportParams()
     train: TrainParams = TrainParams()
+    engine: EngineParams = EngineParams()
     source: Path | None = Field(default=None, exclude=True)
 
     def region(self, name: str) -> RegionPolicy:
