@@ -8,6 +8,7 @@ stage up once, on its first task. At most two tasks per worker are in flight, so
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -32,9 +33,11 @@ def in_process(spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[Result]:
         yield worker(task)
 
 
-def _start(spec: WorkerSpec) -> None:
+def _start(spec: WorkerSpec, threads: int) -> None:
     global _spec
     _spec = spec
+    # Workers share the cores: each gets its share for ONNX Runtime, OpenCV and torch, not all of them.
+    os.environ["CURATION_THREADS"] = str(threads)
 
 
 def _run(task: Task) -> Result:
@@ -48,7 +51,8 @@ def process_pool(spec: WorkerSpec, tasks: Iterable[Task], workers: int) -> Itera
     """Results as they complete from ``workers`` spawned processes."""
     context = multiprocessing.get_context("spawn")
     pending, queue = set(), iter(tasks)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec,)) as pool:
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(spec, threads)) as pool:
         try:
             while True:
                 for task in queue:

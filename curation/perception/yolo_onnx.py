@@ -23,6 +23,7 @@ import numpy as np
 
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import Detections
+from curation.perception.runtime import ort_session
 
 __all__ = ["YoloOnnx", "onnx_export"]
 
@@ -51,11 +52,7 @@ def onnx_export(weights: Path) -> Path:
 
 @functools.cache
 def _session(path: str):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort_session(path, "cpu")
 
 
 class YoloOnnx:

@@ -199,14 +199,17 @@ class RedactionParams(Strict):
     """
 
     detect_every_s: float = Field(default=0.2, gt=0)  # full-frame detection interval; walks on crops cover the frames between
+    window_s: float = Field(default=1.5, gt=0)  # frames held for backward walks: bounds memory (2896x1876: 16 MB a frame)
     face_threshold: Fraction = 0.3  # low: privacy first
     plate_threshold: Fraction = 0.3
-    plate_model: str = "models/plates.pt"  # project weights (scripts/train_detector.py plates) or your own
-    plate_imgsz: int = Field(default=640, ge=32, multiple_of=32)
+    plate_model: str = "package:fastanpr/best.pt"  # real-trained YOLOv8n (AGPL-3.0); or models/plates.pt, or your own weights
+    plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     track: TrackParams = TrackParams()
-    verify_face_threshold: Fraction = 0.5
-    verify_plate_threshold: Fraction = 0.7
-    verify_stride: int = Field(default=1, ge=1)  # re-detect on every frame of the output by default
+    # Verification: other models than redaction's, at least as sensitive (README: how the thresholds were set).
+    verify_face_threshold: Fraction = 0.3  # RetinaFace-MobileNet
+    verify_plate_model: str = "package:safelicensing/best.pt"  # a separately trained plate YOLOv8n
+    verify_plate_threshold: Fraction = 0.3
+    verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     crf: int = Field(default=20, ge=0, le=51)
     # x264 preset of the redacted output: ultrafast (with B-frames) encodes 720p in 2.5 ms a frame
     # against 8.5 for veryfast, 0.64 dB less PSNR at the same crf, 21 % fewer bytes (simulated clips).

@@ -1,16 +1,23 @@
-"""Follow face and plate tracks from frame to frame by detecting on small crops around each object.
+"""Follow faces and plates from frame to frame by detecting on small crops around each object.
 
 Full-frame detection runs on keyframes only; in between an object can move fast, appear, or be
 missed. From every keyframe detection of the detector's class, walks step frame by frame, forward
-and then backward, until the object is lost or found where something already saw it. Each step
-crops a square around where the object should be (its last box moved by its last motion), scales
-it to ``CROP_PX`` and detects on it; all walks take their step in one batched call. A crop costs
-about 1.5 ms on this CPU against 60 ms for a full frame (CenterFace; 1.2 against 15 ms for the plate
-YOLO). Found boxes join the track, so masks follow the object on every frame and a track's ends
-move to where the object really appears and leaves.
+and backward, until the object is lost or found where something already saw it. Each step crops a
+square around where the object should be (its last box moved by its last motion), scales it to
+``CROP_PX`` and detects on it; all walks take their step in one batched call. A crop costs about
+1.5 ms on this CPU against 60 ms for a full frame (CenterFace).
+
+Streaming: a :class:`Walker` sees the clip's frames once, in order. Forward walks step on each new
+frame; backward walks start at each keyframe and step back through the frames still held in the
+caller's window (``window`` frames), so memory is bounded by the window, not the clip. Because a
+backward walk from keyframe k only visits frames before k, and forward walks from later keyframes
+only frames after theirs, this finds what walking the whole clip forward and then backward would.
 
 Example:
-    >>> tracks = refine_tracks(link(keyframes, config), frames, face_detector)   # doctest: +SKIP
+    >>> walker = Walker(face_detector, min_height=16)                    # doctest: +SKIP
+    >>> for index, image in frames:                                       # doctest: +SKIP
+    ...     walker.frame(index, image, keyframes.get(index), window)
+    >>> walker.found    # [(frame, box, class, confidence, (keyframe, detection index)), ...]
 """
 
 from __future__ import annotations
@@ -20,10 +27,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from curation.perception.boxes import iou_matrix
+from curation.perception.boxes import Detections, iou_matrix
 
-
-__all__ = ["refine_tracks", "CROP_PX"]
+__all__ = ["Walker", "attach", "refine_tracks", "CROP_PX"]
 
 CROP_PX = 96  # a multiple of CenterFace's stride (32): crops batch without resizing; 1.5 ms a crop
 CONTEXT = 4.0  # crop side in predicted box sizes: room to move off the prediction
@@ -60,53 +66,96 @@ def _best_match(boxes: np.ndarray, confidence: np.ndarray, predicted: np.ndarray
 
 @dataclass
 class _Walk:
-    track: int
+    origin: tuple[int, int]  # (keyframe, index of the detection it started from)
     frame: int  # the last frame the object was found on
     box: np.ndarray
     step: int  # +1 forward, -1 backward
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # measured by the walk itself
 
 
-def _known(seen: dict, frame: int, box: np.ndarray) -> bool:
-    boxes = seen.get(frame)
-    return boxes is not None and bool((iou_matrix(np.stack(boxes), box[None]) > KNOWN_IOU).any())
+class Walker:
+    """The walks of one detector (with ``detect_crops``) over a clip seen once, in frame order."""
 
+    def __init__(self, detector, min_height: float = 0.0):
+        self.detector, self.min_height = detector, min_height
+        self.forward: list[_Walk] = []
+        self.seen: dict[int, list[np.ndarray]] = {}
+        self.found: list[tuple[int, np.ndarray, int, float, tuple[int, int]]] = []
 
-def _walk(walks: list[_Walk], frames: list[np.ndarray], detector, enriched: list, seen: dict) -> None:
-    """Step all walks in lockstep; a walk ends when its object is lost, leaves the clip, or is found
-    where something already saw it (a keyframe detection or another walk: its own walks go on)."""
-    active = walks
-    while active := [w for w in active if 0 <= w.frame + w.step < len(frames)]:
-        predicted = np.stack([w.box + w.velocity for w in active])
+    def frame(self, index: int, image: np.ndarray, detections: Detections | None = None, window: dict | None = None,
+              step: bool = True) -> None:
+        """Frame ``index`` arrives (frames come in order). Forward walks step onto it. On a keyframe,
+        its ``detections`` are known first (a walk that meets one stops), then walks start from those
+        of this detector's class: forward from the next frame, backward through ``window`` (frame ->
+        image, the frames the caller still holds). ``step=False``: the frame came before, only its
+        detections are new (the last frame, detected once the stream has ended)."""
+        mine = [] if detections is None else [(j, box) for j, (box, cls) in enumerate(zip(detections.xyxy, detections.class_id))
+                                              if cls == self.detector.class_id]
+        for _, box in mine:
+            self.seen.setdefault(index, []).append(box)
+        if step:
+            self.forward = self._advance([w for w in self.forward if w.frame + 1 == index], {index: image})
+        starts = [(j, box) for j, box in mine if box[3] - box[1] >= self.min_height]
+        self.forward += [_Walk((index, j), index, box, 1) for j, box in starts]
+        backward = [_Walk((index, j), index, box, -1) for j, box in starts]
+        window = window or {}
+        while backward := self._advance([w for w in backward if w.frame - 1 in window], window):
+            pass
+        oldest = min(window, default=index)
+        for frame in [f for f in self.seen if f < oldest - 1]:
+            del self.seen[frame]  # no walk goes there any more: memory stays bounded
+
+    def _advance(self, walks: list[_Walk], frames: dict[int, np.ndarray]) -> list[_Walk]:
+        """One step of each walk (batched crops); returns the walks still following their object."""
+        if not walks:
+            return []
+        predicted = np.stack([w.box + w.velocity for w in walks])
         transforms = _crop_transforms(predicted)
         found = []
-        for start in range(0, len(active), BATCH):
-            found += detector.detect_crops([_crop(frames[w.frame + w.step], *transforms[start + i])
-                                            for i, w in enumerate(active[start : start + BATCH])])
+        for start in range(0, len(walks), BATCH):
+            found += self.detector.detect_crops([_crop(frames[w.frame + w.step], *transforms[start + i])
+                                                 for i, w in enumerate(walks[start : start + BATCH])])
         still = []
-        for walk, box, (scale, x0, y0), detections in zip(active, predicted, transforms, found):
+        for walk, box, (scale, x0, y0), detections in zip(walks, predicted, transforms, found):
+            target = walk.frame + walk.step
             match = _best_match(detections.xyxy / scale + np.array([x0, y0, x0, y0], np.float32), detections.confidence, box)
-            if match is None or _known(seen, walk.frame + walk.step, match[0]):
+            if match is None or self._known(target, match[0]):
                 continue  # lost (the track's path and growing margin cover what is left), or met
-            walk.velocity, walk.box, walk.frame = match[0] - walk.box, match[0], walk.frame + walk.step
-            enriched[walk.track].append((walk.frame, match[0], detector.class_id, match[1]))
-            seen.setdefault(walk.frame, []).append(match[0])
+            walk.velocity, walk.box, walk.frame = match[0] - walk.box, match[0], target
+            self.found.append((target, match[0], self.detector.class_id, match[1], walk.origin))
+            self.seen.setdefault(target, []).append(match[0])
             still.append(walk)
-        active = still
+        return still
+
+    def _known(self, frame: int, box: np.ndarray) -> bool:
+        boxes = self.seen.get(frame)
+        return boxes is not None and bool((iou_matrix(np.stack(boxes), box[None]) > KNOWN_IOU).any())
 
 
-def refine_tracks(tracks: list, frames: list[np.ndarray], detector, min_height: float = 0.0) -> list:
-    """The tracks of the detector's class enriched with what walks found around their detections.
-
-    Every detection at least ``min_height`` tall walks forward, then every one backward. Walks
-    start without a motion guess (links of fast crossing faces can be wrong) and then move with what
-    they measure; each frame of an object is visited about once, as walks stop where they meet."""
+def attach(tracks: list, keyframes: dict[int, Detections], found: list) -> list:
+    """Tracks (from :func:`~curation.perception.tracks.link`) with each walk's finds added to the
+    track of the keyframe detection the walk started from, in frame order."""
+    track_of = {}
+    for k, track in enumerate(tracks):
+        for t, box, _, _ in track:
+            track_of[(t, box.tobytes())] = k
     enriched = [list(track) for track in tracks]
-    mine = [(k, entry) for k, track in enumerate(tracks) if track[0][2] == detector.class_id for entry in track]
-    seen: dict[int, list] = {}
-    for _, (t, box, _, _) in mine:
-        seen.setdefault(t, []).append(box)
-    starts = [(k, t, box) for k, (t, box, _, _) in mine if box[3] - box[1] >= min_height]
-    for step in (1, -1):
-        _walk([_Walk(k, t, box, step) for k, t, box in starts], frames, detector, enriched, seen)
+    for frame, box, cls, confidence, (keyframe, j) in found:
+        enriched[track_of[(keyframe, keyframes[keyframe].xyxy[j].tobytes())]].append((frame, box, cls, confidence))
     return [sorted(track, key=lambda entry: entry[0]) for track in enriched]
+
+
+def refine_tracks(tracks: list, frames: list[np.ndarray], detector, min_height: float = 0.0, keyframes: dict | None = None) -> list:
+    """Walks over a whole in-memory clip (tests, stills): ``tracks`` linked from ``keyframes``
+    (default: the tracks' own entries), enriched with what the walks found."""
+    if keyframes is None:
+        keyframes = {}
+        for track in tracks:
+            for t, box, cls, confidence in track:
+                keyframes.setdefault(t, []).append((box, cls, confidence))
+        keyframes = {t: Detections(np.stack([b for b, _, _ in v]), [c for _, _, c in v], [k for _, k, _ in v]) for t, v in keyframes.items()}
+    walker = Walker(detector, min_height)
+    window = dict(enumerate(frames))
+    for index, frame in enumerate(frames):
+        walker.frame(index, frame, keyframes.get(index), window)
+    return attach(tracks, keyframes, walker.found)

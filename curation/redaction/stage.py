@@ -10,22 +10,19 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from curation.engine import Task, commit, run
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.policy.deps import code_hash
+from curation.redaction.clip import RedactClip
 from curation.redaction.detectors import Detectors
 from curation.redaction.quality import combine, score_clip
-from curation.redaction.verify import verify_video
-from curation.redaction.video import RedactionConfig, redact_video
 from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
@@ -39,25 +36,31 @@ MASKING_CODE = ["curation.redaction.video", "curation.redaction.detectors", "cur
 MASKING_PACKAGES = ("curation/perception", "curation/redaction", "curation/media")
 
 
-def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
-    """Redact, verify and record every clip of the region's catalog; returns the metrics document."""
+def redact_region(store: RegionStore, params, progress: bool = True, engine=None) -> dict:
+    """Redact, verify and record every clip of the region's catalog; returns the metrics document.
+
+    Plan (here): which clips need work, by fingerprint; zone drops and missing raw media are settled
+    without a worker. Work (the engine's workers, :class:`~curation.redaction.clip.RedactClip`):
+    redact into a temporary key and verify. Commit (here, as each result arrives): audit records,
+    the output moved into place only when verified (a failed one is deleted), catalog rows,
+    retention. A crash loses at most the clips in flight; a rerun redoes only those."""
     policy, stage = store.policy, params.redaction
     catalog = Catalog(store)
-    config = RedactionConfig.from_params(params, store.region)
     detectors = Detectors(params, store.region)
     version = policy.version
     code = code_hash(MASKING_CODE, within=MASKING_PACKAGES)
-    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{detectors.verifier_names}|{code}|{stage.model_dump_json(exclude={'plate_model'})}".encode()).hexdigest()[:16]
+    settings = stage.model_dump_json(exclude={"plate_model", "verify_plate_model", "device"})  # weights count by their hashes
+    fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{detectors.verifier_names}|{code}|{settings}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()
+    by_id = {c["clip_id"]: c for c in clips}
     manual = _manual_redactions(catalog)
-    min_height = {CLASSES[cls]: px for cls, px in detectors.min_height.items()}  # ground truth names classes
-    scores, statuses, now = [], Counter(), datetime.now(timezone.utc)
-    for clip in tqdm(clips, desc=f"redact {store.region}", unit="clip", disable=not progress):
+    statuses, now, tasks, fingerprints = Counter(), datetime.now(timezone.utc), [], {}
+    for clip in clips:
         clip_id = clip["clip_id"]
         old = previous.get(clip_id)
         drawn = manual.get(clip_id, {})
-        clip_fingerprint = _with_manual(fingerprint, drawn)
+        fingerprints[clip_id] = clip_fingerprint = _with_manual(fingerprint, drawn)
         if old and old["fingerprint"] == clip_fingerprint:
             statuses[old["status"]] += 1
             continue
@@ -68,13 +71,14 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
             if old and old["status"] == "verified" and old["output_uri"] and store.exists(old["output_uri"]):
                 # Raw media is gone on its retention clock: the stored output is all there is, so the
                 # current rules judge it again rather than the old proof standing silently.
-                statuses[_reverify(store, catalog, clip, old, detectors, clip_fingerprint, version)] += 1
+                rows = catalog.read("redactions", ["index", "boxes"], f"clip_id = '{clip_id}'").sort_by("index").to_pylist()
+                tasks.append(Task(clip_id, {"kind": "verify", "source": old["output_uri"], "frames": old["frames"],
+                                            "masked": [json.loads(r["boxes"]) for r in rows]}))
                 continue
             if old:  # nothing left to redact or verify: the earlier result stands
                 statuses[old["status"]] += 1
                 continue
-            result_row = _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], clip_fingerprint, version, False, None, now)
-            _replace(catalog, clip_id, [], result_row)
+            _replace(catalog, clip_id, [], _row(clip, "raw_missing", None, None, 0, 0, 0, 0, [], clip_fingerprint, version, "", False, None, now))
             statuses["raw_missing"] += 1
             continue
         zones = catalog.read("frames", ["index", "zone"], f"clip_id = '{clip_id}'").sort_by("index").column("zone").to_pylist()
@@ -84,73 +88,96 @@ def redact_region(store: RegionStore, params, progress: bool = True) -> dict:
         if in_zone.any() and (zone_policy.action == "drop_clip" or share > zone_policy.max_share):
             store.audit.append(store.actor, "drop_clip_restricted_zone", clip["source_uri"], clip_id, share=round(float(share), 3))
             deadline, delete_now = _retention(policy, now)
-            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], clip_fingerprint, version, delete_now,
-                       deadline, now)
+            row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], clip_fingerprint, version, "",
+                       delete_now, deadline, now)
             _replace(catalog, clip_id, [], row)
             _retire(store, clip, row)
             statuses["dropped_zone"] += 1
             continue
-        data = store.read_bytes(source)
-        buffer = io.BytesIO()
-        result = redact_video(data, buffer, detectors.redact, config, blank_frames=in_zone, max_frames=clip["frames"],
-                              manual={i: Detections.from_items(b) for i, b in drawn.items()})
-        output = buffer.getvalue()
-        findings = verify_video(output, detectors.verify, detectors.min_height, stride=stage.verify_stride, masked=result.boxes)
-        tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
-        frames = [Redaction(clip_id, i, int(result.pts[i]), json.dumps(result.boxes[i].to_items()), bool(result.blanked[i]), detectors.names,
-                            TRACKER_VERSION, version) for i in range(result.frames)]
-        if findings:
-            status, uri, digest = "redaction_failed", None, None  # never stored: it may still show a face
-        else:
-            status, uri = "verified", f"redacted/{clip_id}.mp4"
-            digest = store.write_bytes(uri, output)
-        store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
-                           findings=len(findings), policy_version=version)
-        deadline, delete_now = _retention(policy, now) if status == "verified" else (None, False)
-        row = _row(clip, status, uri, digest, result.frames, int(result.blanked.sum()), tracks["face"], tracks["plate"], findings,
-                   clip_fingerprint, version, delete_now, deadline, now)
-        _replace(catalog, clip_id, frames, row)
-        if drawn:  # the people's boxes are in this redaction now: the clip may be exported again
-            catalog.table("reviews").update(where=f"clip_id = '{clip_id}' AND decision IN ('missed_face', 'missed_plate')",
-                                            values={"applied": True})
-        _retire(store, clip, row)
+        tasks.append(Task(clip_id, {"kind": "redact", "source": source, "frames": clip["frames"], "blank": in_zone.tolist(),
+                                    "manual": {str(i): b for i, b in drawn.items()}}))
+    for result in run(RedactClip(), tasks, store, engine, progress=progress):
+        clip = by_id[result.task_id]
+        status = _commit(store, catalog, clip, previous.get(result.task_id), result, fingerprints[result.task_id], detectors, version, now)
         statuses[status] += 1
-    for stale in sorted(set(previous) - {c["clip_id"] for c in clips}):
+    for stale in sorted(set(previous) - set(by_id)):
         # The catalog was rebuilt without this clip: its redaction must not outlive it.
         if previous[stale]["output_uri"] and store.exists(previous[stale]["output_uri"]):
             store.delete(previous[stale]["output_uri"], reason="clip no longer in the catalog")
         catalog.table("redactions").delete(f"clip_id = '{stale}'")
         catalog.table("redacted_clips").delete(f"clip_id = '{stale}'")
-    for clip in clips:  # quality from the stored proof, so incremental runs report every clip
+    _enforce_retention(store, catalog, now)
+    verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
+    # Always written (the folder is a DVC out): which outputs are verified, by content hash.
+    store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
+    return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
+            "detectors": detectors.names, "verifiers": detectors.verifier_names, "tracker": TRACKER_VERSION, "code": code,
+            "detect_every_s": stage.detect_every_s, "quality": _quality(store, catalog, clips, detectors)}
+
+
+def _commit(store: RegionStore, catalog: Catalog, clip: dict, old: dict | None, result, fingerprint: str, detectors: Detectors,
+            version: str, now: datetime) -> str:
+    """One worker result into the region: audit records, the output into place (verified) or deleted,
+    catalog rows, retention. Returns the clip's status."""
+    clip_id = clip["clip_id"]
+    if not result.ok:  # the worker could not redact this clip: nothing of it is kept
+        commit(store, result)
+        store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status="redaction_failed", error=result.error,
+                           policy_version=version)
+        _replace(catalog, clip_id, [], _row(clip, "redaction_failed", None, None, 0, 0, 0, 0, [{"error": result.error}], fingerprint,
+                                            version, detectors.verifier_names, False, None, now))
+        return "redaction_failed"
+    record, verification = result.record, result.record["verification"]
+    if record["kind"] == "verify":
+        commit(store, result)
+        return _reverified(store, catalog, clip, old, verification, fingerprint, detectors, version)
+    uri = f"redacted/{clip_id}.mp4"
+    placed = commit(store, result, uri, verified=verification.passed)
+    status, uri, digest = ("verified", uri, record["output_sha256"]) if placed else ("redaction_failed", None, None)
+    store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
+                       findings=len(verification.findings), verified_frames=verification.frames, frames=record["frames"],
+                       policy_version=version, verifiers=detectors.verifier_names)
+    frames = [Redaction(clip_id, i, int(record["pts"][i]), json.dumps(record["boxes"][i]), bool(record["blanked"][i]), detectors.names,
+                        TRACKER_VERSION, version) for i in range(record["frames"])]
+    findings = verification.findings if verification.complete else [{"error": verification.summary()}, *verification.findings]
+    deadline, delete_now = _retention(store.policy, now) if status == "verified" else (None, False)
+    row = _row(clip, status, uri, digest, record["frames"], int(sum(record["blanked"])), record["tracks"]["face"], record["tracks"]["plate"],
+               findings, fingerprint, version, detectors.verifier_names, delete_now, deadline, now)
+    _replace(catalog, clip_id, frames, row)
+    if status == "verified":  # the people's boxes are in this redaction now: the clip may be exported again
+        catalog.table("reviews").update(where=f"clip_id = '{clip_id}' AND decision IN ('missed_face', 'missed_plate')", values={"applied": True})
+    _retire(store, clip, row)
+    return status
+
+
+def _reverified(store: RegionStore, catalog: Catalog, clip: dict, old: dict, verification, fingerprint: str, detectors: Detectors,
+                version: str) -> str:
+    """A stored output verified again (raw already deleted); one that fails leaves redacted/ for quarantine."""
+    status, uri = ("verified", old["output_uri"]) if verification.passed else ("redaction_failed", None)
+    if not verification.passed:
+        store.move(old["output_uri"], f"quarantine/redaction_failed/{clip['clip_id']}.mp4")
+    store.audit.append(store.actor, "reverify", old["output_uri"], clip["clip_id"], status=status, findings=len(verification.findings),
+                       verified_frames=verification.frames, policy_version=version, verifiers=detectors.verifier_names)
+    row = {**old, "status": status, "output_uri": uri, "output_sha256": old["output_sha256"] if uri else None,
+           "findings": json.dumps(verification.findings[:50]), "fingerprint": fingerprint, "policy_version": version,
+           "verifiers": detectors.verifier_names, "redacted_at": datetime.now(timezone.utc)}
+    catalog.table("redacted_clips").delete(f"clip_id = '{clip['clip_id']}'")
+    catalog.table("redacted_clips").add(to_table(RedactedClip, [RedactedClip(**row)]))
+    return status
+
+
+def _quality(store: RegionStore, catalog: Catalog, clips: list, detectors: Detectors) -> dict | None:
+    """Coverage against the simulator's ground truth, from the stored proof (so incremental runs report every clip)."""
+    min_height = {CLASSES[cls]: px for cls, px in detectors.min_height.items()}  # ground truth names classes
+    scores = []
+    for clip in clips:
         truth = truth_lines(store, clip)
         rows = catalog.read("redactions", ["index", "boxes", "blanked"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
         if truth is not None and rows:
             boxes = [Detections.from_items(json.loads(r["boxes"])) for r in rows]
             blanked = np.array([r["blanked"] for r in rows], bool)
             scores.append(score_clip(list(truth.values()), boxes, blanked, (clip["height"], clip["width"]), min_height))
-    _enforce_retention(store, catalog, now)
-    verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
-    # Always written (the folder is a DVC out): which outputs are verified, by content hash.
-    store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
-    return {"region": store.region, "policy_version": version, "clips": dict(sorted(statuses.items())),
-            "detectors": detectors.names, "tracker": TRACKER_VERSION, "code": code, "detect_every_s": stage.detect_every_s,
-            "quality": combine(scores) if scores else None}
-
-
-def _reverify(store: RegionStore, catalog: Catalog, clip: dict, old: dict, detectors: Detectors, fingerprint: str, version: str) -> str:
-    """Verify a stored output again (raw already deleted); one that fails leaves redacted/ for quarantine."""
-    rows = catalog.read("redactions", ["index", "boxes"], f"clip_id = '{clip['clip_id']}'").sort_by("index").to_pylist()
-    masked = [Detections.from_items(json.loads(r["boxes"])) for r in rows]
-    findings = verify_video(store.read_bytes(old["output_uri"]), detectors.verify, detectors.min_height, masked=masked)
-    status, uri = ("verified", old["output_uri"]) if not findings else ("redaction_failed", None)
-    if findings:
-        store.move(old["output_uri"], f"quarantine/redaction_failed/{clip['clip_id']}.mp4")
-    store.audit.append(store.actor, "reverify", old["output_uri"], clip["clip_id"], status=status, findings=len(findings), policy_version=version)
-    row = {**old, "status": status, "output_uri": uri, "findings": json.dumps(findings[:50]), "fingerprint": fingerprint,
-           "policy_version": version, "redacted_at": datetime.now(timezone.utc)}
-    catalog.table("redacted_clips").delete(f"clip_id = '{clip['clip_id']}'")
-    catalog.table("redacted_clips").add(to_table(RedactedClip, [RedactedClip(**row)]))
-    return status
+    return combine(scores) if scores else None
 
 
 def redaction_status(catalog: Catalog) -> dict:
@@ -178,9 +205,10 @@ def _with_manual(fingerprint: str, drawn: dict) -> str:
     return fingerprint if not drawn else hashlib.sha256(f"{fingerprint}|{json.dumps(drawn, sort_keys=True)}".encode()).hexdigest()[:16]
 
 
-def _row(clip, status, uri, digest, frames, blanked, faces, plates, findings, fingerprint, version, deleted, deadline, now) -> RedactedClip:
+def _row(clip, status, uri, digest, frames, blanked, faces, plates, findings, fingerprint, version, verifiers, deleted, deadline,
+         now) -> RedactedClip:
     return RedactedClip(clip["clip_id"], status, uri, digest, frames, blanked, faces, plates, json.dumps(findings[:50]), fingerprint,
-                        version, deleted, deadline, now)
+                        version, verifiers, deleted, deadline, now)
 
 
 def _replace(catalog: Catalog, clip_id: str, frames: list[Redaction], row: RedactedClip) -> None:

@@ -1,30 +1,58 @@
-"""Proof: run the detectors again on the redacted output; anything they still find fails the clip.
+"""Proof: detectors that did not do the redaction look at every frame of the output; anything they
+still find at or above the policy's minimum sizes fails the clip, and so does an output that
+decodes to fewer frames than the clip has (frames nobody looked at prove nothing).
+
+The output is read as a stream, a batch of frames at a time.
 
 Example:
-    >>> findings = verify_video(open("redacted.mp4", "rb").read(), verifiers, {0: 32, 1: 16})   # doctest: +SKIP
-    >>> findings == []     # nothing at or above the policy's minimum sizes was found
+    >>> verification = verify_video("redacted.mp4", verifiers, {0: 32, 1: 16}, expected=120)   # doctest: +SKIP
+    >>> verification.passed
     True
 """
 
 from __future__ import annotations
 
-import io
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation.media.video import decode_frames
 from curation.perception.boxes import CLASSES
 from curation.redaction.masks import mask_of
+from curation.redaction.video import stream_frames
 
-__all__ = ["verify_video", "verify_frames"]
+__all__ = ["Verification", "verify_video", "verify_frames"]
+
+BATCH = 4
 
 
-def _masks(masked: list | None, chunk: dict) -> dict | None:
-    return None if masked is None else {i: masked[i] for i in chunk if i < len(masked)}
+@dataclass
+class Verification:
+    """What the verifiers saw on an output: frames decoded (of ``expected``) and findings."""
+
+    frames: int
+    expected: int | None
+    findings: list[dict] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is None or self.frames == self.expected
+
+    @property
+    def passed(self) -> bool:
+        return self.complete and not self.findings and self.frames > 0
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"passed: {self.frames} frames, nothing found"
+        if not self.complete:
+            return f"FAILED: decoded {self.frames} of {self.expected} frames"
+        if not self.frames:
+            return "FAILED: no frame decodes"
+        return f"FAILED: {len(self.findings)} detections remain on {len({f['frame'] for f in self.findings})} frames"
 
 
 def verify_frames(frames: dict[int, np.ndarray], verifiers: list, min_height: dict[int, float], masked: dict | None = None) -> list[dict]:
-    """Findings (frame, class, box, confidence) of detections at or above the minimum height.
+    """Findings (frame, class, box, confidence, verifier) of detections at or above the minimum height.
 
     With ``masked`` (frame -> Detections that were masked), a detection at least half inside the
     masked area is a detection of the mask itself (a blurred blob can still look like a head), and
@@ -36,26 +64,33 @@ def verify_frames(frames: dict[int, np.ndarray], verifiers: list, min_height: di
         for index, detections in zip(indices, verifier([frames[i] for i in indices])):
             covered = mask_of(masked[index], frames[index].shape) if masked is not None and index in masked else None
             for box, confidence, cls in zip(detections.xyxy, detections.confidence, detections.class_id):
+                if box[3] - box[1] < min_height.get(int(cls), 0):
+                    continue
                 if covered is not None:
                     x1, y1, x2, y2 = (max(int(round(v)), 0) for v in box)
                     if covered[y1:y2, x1:x2].size and covered[y1:y2, x1:x2].mean() >= 0.5:
                         continue
-                if box[3] - box[1] >= min_height.get(int(cls), 0):
-                    findings.append({"frame": int(index), "class": CLASSES[int(cls)], "box": [round(float(v), 1) for v in box],
-                                     "confidence": round(float(confidence), 3)})
+                findings.append({"frame": int(index), "class": CLASSES[int(cls)], "box": [round(float(v), 1) for v in box],
+                                 "confidence": round(float(confidence), 3), "verifier": verifier.name})
     return findings
 
 
-def verify_video(data: bytes, verifiers: list, min_height: dict[int, float], stride: int = 1, batch: int = 8,
-                 masked: list | None = None) -> list[dict]:
-    """Decode the output and verify every ``stride``-th frame (``masked``: per-frame masked boxes)."""
-    findings, chunk = [], {}
-    for index, (_, frame) in enumerate(decode_frames(io.BytesIO(data))):
-        if index % stride == 0:
-            chunk[index] = frame
+def verify_video(source, verifiers: list, min_height: dict[int, float], masked: list | None = None, expected: int | None = None,
+                 batch: int = BATCH) -> Verification:
+    """Decode the output (a path or seekable binary file) and verify every frame; ``masked``: per-frame
+    masked boxes; ``expected``: how many frames the clip has."""
+    result, chunk = Verification(0, expected), {}
+
+    def check(chunk: dict) -> None:
+        covered = None if masked is None else {i: masked[i] for i in chunk if i < len(masked)}
+        result.findings += verify_frames(chunk, verifiers, min_height, covered)
+
+    for index, (_, frame, _) in enumerate(stream_frames(source)):
+        chunk[index] = frame
+        result.frames += 1
         if len(chunk) >= batch:
-            findings += verify_frames(chunk, verifiers, min_height, _masks(masked, chunk))
+            check(chunk)
             chunk = {}
     if chunk:
-        findings += verify_frames(chunk, verifiers, min_height, _masks(masked, chunk))
-    return findings
+        check(chunk)
+    return result

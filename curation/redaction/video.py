@@ -1,45 +1,49 @@
-"""Redact a video: sparse detection, dense coverage, masking, re-encoding with proof data.
+"""Redact a video as a stream: memory is bounded by a window of frames, never by the clip's length.
 
-Pipeline per clip (decoding overlaps keyframe detection in a thread; ONNX Runtime, torch and x264
-release the GIL; overlapping encoding too gained 0.1 s in 1.7 on two cores, so it runs after):
+Two passes over the source (a path or a seekable binary file):
 
-1. decode every frame; run the detectors every ``detect_every_s`` seconds of video (every frame
-   below 20 fps) and on the last frame;
-2. link detections into tracks, follow each face and plate from frame to frame with detection on
-   small crops around it (curation.redaction.refine; on keyframes too, where the enlarged crop
-   finds small objects the full-frame pass missed), and give every frame its boxes
-   (curation.perception.tracks);
-3. mask every frame (or blank it when it lies in a restricted zone), encode H.264 with the
-   source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten
-   with coarsened positions (dropped on blanked frames).
+1. plan: decode frame by frame; run the detectors on every ``detect_every_s`` seconds of video
+   (every frame below 20 fps) and on the last frame; walks on small crops follow each face and
+   plate from frame to frame (curation.redaction.refine): forward on each new frame, backward
+   through the last ``window_s`` seconds of frames, which is all that is held. Then detections are
+   linked into tracks and every frame gets its boxes (curation.perception.tracks); boxes are small,
+   so a whole clip's are kept.
+2. encode: decode again, mask every frame (or blank it in a restricted zone), encode H.264 with the
+   source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten with
+   coarsened positions (dropped on blanked frames).
+
+Verification (curation.redaction.verify) is a third pass, over the output.
 
 Example:
-    >>> result = redact_video(data, "out.mp4", detectors, RedactionConfig.from_params(params, "cn"))   # doctest: +SKIP
+    >>> result = redact_video("clip.mp4", "out.mp4", detectors, RedactionConfig.from_params(params, "cn"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import queue
-import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import av
 import numpy as np
 
-from curation.media.video import VideoWriter, probe
+from curation.errors import CurationError
+from curation.media.video import VideoWriter
 from curation.perception.boxes import CLASSES, Detections
-from curation.policy.zones import coarsen
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
+from curation.policy.zones import coarsen
 from curation.redaction.masks import blank, redact
-from curation.redaction.refine import refine_tracks
-from curation.sources.sei import Telemetry, sei_nal
+from curation.redaction.refine import Walker, attach
+from curation.sources.sei import Telemetry, sei_nal, telemetry_in_packet
 
-__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes", "min_heights"]
+__all__ = ["RedactionConfig", "RedactionResult", "RedactionError", "redact_video", "detect_keyframes", "min_heights", "stream_frames"]
 
 WALK_MIN_FPS = 20.0
+
+
+class RedactionError(CurationError):
+    """A clip could not be redacted as it should (its two decodes disagree, nothing decodes)."""
 
 
 def min_heights(rules) -> dict[int, int]:
@@ -55,6 +59,7 @@ class RedactionConfig:
     faces: bool = True
     plates: bool = True
     detect_every_s: float = 0.2
+    window_s: float = 1.5  # frames held for backward walks: the memory bound
     track: TrackConfig = TrackConfig()
     crf: int = 20
     preset: str = "ultrafast"
@@ -65,7 +70,7 @@ class RedactionConfig:
     def from_params(cls, params, region: str) -> "RedactionConfig":
         policy, stage = params.region(region), params.redaction
         return cls(method=policy.redact.method, faces=policy.redact.faces, plates=policy.redact.plates,
-                   detect_every_s=stage.detect_every_s,
+                   detect_every_s=stage.detect_every_s, window_s=stage.window_s,
                    track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, preset=stage.preset, gps_precision_m=policy.gps_precision_m,
                    min_height=min_heights(policy.redact))
 
@@ -87,6 +92,44 @@ def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int
     return {i: Detections.merge([per[n] for per in found]) for n, i in enumerate(indices)}
 
 
+@dataclass(frozen=True)
+class _Stream:
+    width: int
+    height: int
+    rate: float
+    time_base: object
+
+
+def stream_frames(source, limit: int | None = None, info: list | None = None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
+    """(pts, RGB frame, SEI telemetry of that frame) in display order, one at a time, until ``limit``
+    frames, the end, or the first undecodable packet (a damaged tail). ``info`` (a list) receives
+    the stream's size, rate and time base first."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+    container = av.open(source, "r")
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if info is not None:
+            info.append(_Stream(stream.codec_context.width, stream.codec_context.height,
+                                float(stream.average_rate or stream.guessed_rate or 10), stream.time_base))
+        telemetry: dict[int, Telemetry | None] = {}
+        count = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    telemetry[int(packet.pts)] = telemetry_in_packet(bytes(packet))
+                for frame in packet.decode():
+                    yield frame.pts, frame.to_ndarray(format="rgb24"), telemetry.pop(frame.pts, None)
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+        except av.error.FFmpegError:
+            return  # a damaged tail: ingest kept only the decodable prefix, the same frames come here
+    finally:
+        container.close()
+
+
 def _coarse_sei(telemetry: Telemetry | None, precision_m: float | None) -> bytes | None:
     if telemetry is None or precision_m is None:
         return None
@@ -96,71 +139,70 @@ def _coarse_sei(telemetry: Telemetry | None, precision_m: float | None) -> bytes
     return sei_nal(dataclasses.replace(telemetry, latitude_deg=float(lat[0]), longitude_deg=float(lon[0])))
 
 
-def redact_video(data: bytes, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
+def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | None):
+    """Pass 1: keyframe detections and walks over a bounded window; returns tracks and the stream's facts."""
+    info: list[_Stream] = []
+    walkers = [Walker(d, config.min_height.get(d.class_id, 0) / 2) for d in detectors if hasattr(d, "detect_crops")]
+    keyframes: dict[int, Detections] = {}
+    window: dict[int, np.ndarray] = {}
+    pts: list[int] = []
+    stride = span = 1
+    for index, (frame_pts, image, _) in enumerate(stream_frames(source, max_frames, info)):
+        if index == 0:
+            rate = info[0].rate
+            # Walks follow an object from frame to frame; below WALK_MIN_FPS a face passing close to the car
+            # moves too far between frames for a crop to hold it (measured at 10 fps), so every frame is a keyframe.
+            stride = max(1, int(round(rate * config.detect_every_s))) if rate >= WALK_MIN_FPS else 1
+            span = max(stride + 1, int(round(rate * config.window_s)))
+        window[index] = image
+        window.pop(index - span, None)
+        pts.append(frame_pts)
+        found = detect_keyframes({index: image}, detectors)[index] if index % stride == 0 else None
+        if found is not None:
+            keyframes[index] = found
+        for walker in walkers:
+            walker.frame(index, image, found, window)
+    n = len(pts)
+    if not n:
+        raise RedactionError("no frame decodes")
+    if (n - 1) % stride:  # the last frame anchors the backward extension
+        keyframes[n - 1] = detect_keyframes({n - 1: window[n - 1]}, detectors)[n - 1]
+        for walker in walkers:
+            walker.frame(n - 1, window[n - 1], keyframes[n - 1], window, step=False)
+    tracks = attach(link(keyframes, config.track), keyframes, [f for walker in walkers for f in walker.found])
+    return tracks, keyframes, np.array(pts, np.int64), info[0]
+
+
+def redact_video(source, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
                  max_frames: int | None = None, manual: dict[int, Detections] | None = None) -> RedactionResult:
-    """Redact an in-memory MP4 into ``target`` (path or binary file); returns what was masked.
+    """Redact ``source`` (a path or seekable binary file) into ``target`` (a path or binary file);
+    returns what was masked on each frame.
 
     ``manual`` holds boxes people drew in the review app (frame index -> Detections): they are
     tracked on their own, extended and grown like any detection, and masked on top."""
     timings = {}
     start = time.perf_counter()
-    info = probe(data, decode=False)
-    container = av.open(io.BytesIO(data))
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    rate, time_base = stream.average_rate or stream.guessed_rate or 10, stream.time_base  # read before close()
-    # Walks follow an object from frame to frame; below WALK_MIN_FPS a face passing close to the car
-    # moves too far between frames for a crop to hold it (measured at 10 fps), so every frame is a keyframe.
-    stride = max(1, int(round(float(rate) * config.detect_every_s))) if float(rate) >= WALK_MIN_FPS else 1
-    frames, pts = [], []
-    keyframes: dict[int, Detections] = {}
-    pending: queue.Queue = queue.Queue(maxsize=8)
-
-    def detect_worker():
-        while (item := pending.get()) is not None:
-            keyframes.update(detect_keyframes(dict([item]), detectors))
-
-    worker = threading.Thread(target=detect_worker, daemon=True)
-    worker.start()
-    try:
-        for frame in container.decode(stream):
-            index = len(frames)
-            if max_frames is not None and index >= max_frames:
-                break
-            image = frame.to_ndarray(format="rgb24")
-            frames.append(image)
-            pts.append(frame.pts)
-            if index % stride == 0:
-                pending.put((index, image))
-    except av.error.FFmpegError:
-        pass  # a damaged tail: ingest kept only the decodable prefix, redact the same frames
-    finally:
-        container.close()
-    n = len(frames)
-    if n and (n - 1) % stride:
-        pending.put((n - 1, frames[-1]))  # the last frame anchors the backward extension
-    pending.put(None)
-    worker.join()
-    timings["decode_detect_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    tracks = link(keyframes, config.track)
-    for detector in detectors:
-        if hasattr(detector, "detect_crops"):
-            tracks = refine_tracks(tracks, frames, detector, config.min_height.get(detector.class_id, 0) / 2)
-    timings["refine_s"] = time.perf_counter() - start
-    height, width = frames[0].shape[:2] if frames else (0, 0)
-    boxes = cover(tracks, n, config.track, size=(width, height))
+    tracks, keyframes, pts, stream = _plan(source, detectors, config, max_frames)
+    n, size = len(pts), (stream.width, stream.height)
+    timings["plan_s"] = time.perf_counter() - start
+    boxes = cover(tracks, n, config.track, size=size)
     if manual:
-        drawn = dense_boxes({i: d for i, d in manual.items() if i < n}, n, config.track, size=(width, height))
+        drawn = dense_boxes({i: d for i, d in manual.items() if i < n}, n, config.track, size=size)
         boxes = [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + 100_000)]) for auto, m in zip(boxes, drawn)]
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     start = time.perf_counter()
-    with VideoWriter(target, width, height, float(rate), crf=config.crf, preset=config.preset, time_base=time_base) as writer:
-        for index, image in enumerate(frames):
-            telemetry = info.telemetry[index] if index < len(info.telemetry) else None
+    written = 0
+    with VideoWriter(target, stream.width, stream.height, stream.rate, crf=config.crf, preset=config.preset,
+                     time_base=stream.time_base) as writer:
+        for index, (frame_pts, image, telemetry) in enumerate(stream_frames(source, n)):
+            if frame_pts != pts[index]:
+                raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {pts[index]}")
             if blanked[index]:
-                writer.write(blank(image), pts=pts[index])
+                writer.write(blank(image), pts=frame_pts)
             else:
-                writer.write(redact(image, boxes[index], config.method), sei=_coarse_sei(telemetry, config.gps_precision_m), pts=pts[index])
+                writer.write(redact(image, boxes[index], config.method), sei=_coarse_sei(telemetry, config.gps_precision_m), pts=frame_pts)
+            written += 1
+    if written != n:
+        raise RedactionError(f"the second decode stopped after {written} of {n} frames")
     timings["mask_encode_s"] = time.perf_counter() - start
-    return RedactionResult(n, boxes, blanked, np.array(pts, np.int64), sorted(keyframes), timings)
+    return RedactionResult(n, boxes, blanked, pts, sorted(keyframes), timings)

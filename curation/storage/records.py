@@ -109,8 +109,9 @@ class RedactedClip:
     face_tracks: int
     plate_tracks: int
     findings: str  # JSON: what verification still found (empty list when verified)
-    fingerprint: str  # policy version + model hashes + stage params: a change re-redacts
+    fingerprint: str  # policy version + model hashes + stage params + masking code: a change re-redacts
     policy_version: str
+    verifiers: str  # "name:sha256-prefix@threshold" of the models that verified it
     raw_deleted: bool
     retention_deadline: datetime | None
     redacted_at: datetime
