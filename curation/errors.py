@@ -36,3 +36,10 @@ class IngestError(CurationError):
 
 class AuditError(CurationError):
     """The audit log's hash chain is broken; the message names the first bad line."""
+
+
+class LabelError(CurationError):
+    """`curation label`: an input that is not a readable picture or video, or a label file that is
+    not the COCO or TuSimple document it claims to be; the message names the file."""
+
+    exit_code = 2

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["LaneCamera", "Lane", "LaneDetector", "VERSION", "tusimple_rows", "vanishing_point"]
 
-VERSION = "bev-ridge-parabola/2"
+VERSION = "bev-ridge-parabola/3"
 BIN_M = 0.1
 SOLID = 0.8  # share of half-metre steps painted; dashes (3 m of every 9, blurred by a metre) reach about 0.5
 
@@ -102,6 +102,11 @@ class LaneDetector:
         self.curvatures = np.linspace(-2e-3, 2e-3, 41)
         self.slopes = np.linspace(-0.15, 0.15, 31)
 
+    @classmethod
+    def from_params(cls, lanes) -> "LaneDetector":
+        """From params.yaml's ``label.lanes`` (LaneParams)."""
+        return cls(LaneCamera(lanes.hfov_deg, lanes.mount_m, lanes.horizon), auto=lanes.auto_horizon)
+
     def _geometry(self, width: int, height: int, centre: float, horizon: float):
         key = (width, height, round(centre), round(horizon))
         if key not in self._maps:
@@ -114,13 +119,23 @@ class LaneDetector:
             self._maps[key] = (map_x, map_y, focal)
         return self._maps[key]
 
-    def __call__(self, frame: np.ndarray) -> list[Lane]:
+    def vanishing(self, frame: np.ndarray) -> tuple[float, float]:
+        """Where the lines meet: estimated (``auto``) or the calibrated camera's centre and horizon."""
         height, width = frame.shape[:2]
-        u0, v0 = vanishing_point(frame, self.camera.horizon) if self.auto else (width / 2, height * self.camera.horizon)
+        return vanishing_point(frame, self.camera.horizon) if self.auto else (width / 2, height * self.camera.horizon)
+
+    def __call__(self, frame: np.ndarray, occluders: np.ndarray | None = None, vanishing: tuple[float, float] | None = None) -> list[Lane]:
+        """Lanes of one RGB frame. ``occluders``: (N, 4) boxes of vehicles and people, whose edges are no paint;
+        ``vanishing``: from :meth:`vanishing` when the caller has it already."""
+        height, width = frame.shape[:2]
+        u0, v0 = vanishing or self.vanishing(frame)
         u0, v0 = float(round(u0)), float(round(v0))
         map_x, map_y, focal = self._geometry(width, height, u0, v0)
         bev = cv2.remap(frame, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        inside = cv2.remap(np.ones((height, width), np.uint8), map_x, map_y, cv2.INTER_NEAREST) > 0
+        visible = np.ones((height, width), np.uint8)
+        for x1, y1, x2, y2 in ([] if occluders is None else np.asarray(occluders, np.float64).reshape(-1, 4)):
+            visible[max(int(y1), 0) : max(int(np.ceil(y2)), 0), max(int(x1), 0) : max(int(np.ceil(x2)), 0)] = 0
+        inside = cv2.remap(visible, map_x, map_y, cv2.INTER_NEAREST) > 0
         # A 3x3 median first: rain streaks and noise one pixel wide go, paint (wider) stays.
         grey = cv2.remap(cv2.medianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), 3), map_x, map_y, cv2.INTER_LINEAR)
         # Lines run along the road: averaging a metre along it keeps them and halves the noise.
