@@ -47,10 +47,16 @@ def label_stream(frames: Iterable[tuple[int, int, np.ndarray]], labeler: Labeler
     window = window or labeler.config.batch
     out: list[LabeledFrame] = []
     held: list[tuple[int, int, np.ndarray]] = []
+    seen: list[tuple[float, float]] = []
+
+    def steady(frame):
+        """One camera per clip: the median of the clip's estimates so far steadies the horizon."""
+        seen.append(lanes.vanishing(frame))
+        return tuple(np.median(np.array(seen), 0)) if lanes.auto else seen[-1]
 
     def flush():
         pictures = [frame for _, _, frame in held]
-        vanishing = [lanes.vanishing(frame) for frame in pictures]
+        vanishing = [steady(frame) for frame in pictures]
         # A horizon found in the picture itself tells the lamp finder where lights can be.
         found = labeler(pictures, [v for _, v in vanishing] if lanes.auto else None)
         vectors = labeler.embed(pictures) if embed else [None] * len(pictures)

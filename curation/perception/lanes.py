@@ -79,8 +79,11 @@ def vanishing_point(rgb: np.ndarray, prior: float = 0.42, tolerance: float = 0.2
     bins = int(3 * w / width_bin) + 1
     index = np.clip((cross + w) / width_bin, 0, bins - 1).astype(np.int64)
     best, where = -1.0, fallback
+    top, middle = np.minimum(s[:, 1], s[:, 3]), (s[:, 1] + s[:, 3]) / 2
     for row, at in zip(rows, index):
-        votes = [np.convolve(np.bincount(at[side], length[side], bins), np.ones(3), "same") for side in (lean > 0, lean < 0)]
+        # Paint lies below the horizon, and the nearer (lower) a segment the surer it is paint.
+        weight = np.where(top > row + 0.02 * h, length * (middle - row) / (h - row), 0.0)
+        votes = [np.convolve(np.bincount(at[side], weight[side], bins), np.ones(3), "same") for side in (lean > 0, lean < 0)]
         score = votes[0] * votes[1]  # both sides must pass there
         k = int(score.argmax())
         if score[k] > best:
@@ -161,6 +164,13 @@ class LaneDetector:
         if not members:
             return []
         centres, slopes, curvature = self._refine(z, x, weight, members)
+        if self.auto:
+            # With an estimated horizon each line keeps its own slope: gather its pixels again along
+            # that slope (the shared shape cut a fanned-out line short) and fit once more.
+            regathered = [np.abs(x - (c + b * z + curvature * z * z)) < 0.15 + 0.004 * z for c, b in zip(centres, slopes)]
+            if all(m.sum() >= 20 for m in regathered):
+                members = regathered
+                centres, slopes, curvature = self._refine(z, x, weight, members)
         lanes = []
         for centre, slope, near in zip(centres, slopes, members):
             zs = z[near]
@@ -168,7 +178,8 @@ class LaneDetector:
             z_far = 90.0 if zs.max() > self.z_range[1] - 10 else float(zs.max() + 10)
             lane = self._lane(centre, slope, curvature, zs, bev[zi[near], xi[near]], z_far, focal, u0, v0, width, height)
             if self.auto:  # an estimated horizon is a few pixels off: fit the line where it was seen, in the image
-                lane = self._image_fit(lane, map_x[zi[near], xi[near]], map_y[zi[near], xi[near]], weight[near], width, height)
+                lane = self._image_fit(lane, map_x[zi[near], xi[near]], map_y[zi[near], xi[near]], weight[near], width, height,
+                                       curved=abs(curvature) > 3e-4)
             lanes.append(lane)
         return sorted(lanes, key=lambda lane: lane.xs[-1] if lane.xs[-1] != -2 else max(lane.xs))
 
@@ -223,10 +234,10 @@ class LaneDetector:
         return [i * BIN_M - self.x_range + BIN_M / 2 for i in peaks]
 
     @staticmethod
-    def _image_fit(lane: Lane, u: np.ndarray, v: np.ndarray, weight: np.ndarray, width: int, height: int) -> Lane:
+    def _image_fit(lane: Lane, u: np.ndarray, v: np.ndarray, weight: np.ndarray, width: int, height: int, curved: bool) -> Lane:
         """The lane's points from a weighted polynomial u(v) through its own pixels (straight lines
         are straight in the image whatever the horizon), over the rows the top-down fit covers."""
-        degree = 2 if np.ptp(v) > 0.2 * height else 1
+        degree = 2 if curved and np.ptp(v) > 0.3 * height else 1  # a parabola through a short stretch swings wide beyond it
         if np.ptp(v) < 0.02 * height:
             return lane
         fit = np.polyfit(v, u, degree, w=np.sqrt(weight))
