@@ -4,7 +4,7 @@ Truth and predictions are each a folder written by `curation label` (``labels.co
 ``lanes.tusimple.json``) or one file of either format. Boxes: COCO metrics through pycocotools
 (AP50 and AP50-95 per class, ground truth marked ``iscrowd`` ignored), attribute accuracy on the
 boxes matched at IoU 0.5; lanes: TuSimple accuracy, F1, false-positive and false-negative rates.
-Pictures pair up by ``file_name`` / ``raw_file``.
+Pictures pair up by ``file_name`` / ``raw_file``; what only one side has (boxes, lanes) is not scored.
 
 Example:
     >>> evaluate(Path("truth"), Path("pred"))["boxes"]["classes"]["vehicle"]["mAP50"]   # doctest: +SKIP
@@ -59,18 +59,16 @@ def evaluate(truth: Path, predictions: Path) -> dict:
     true_boxes, true_lanes = read_labels(truth)
     pred_boxes, pred_lanes = read_labels(predictions)
     report: dict = {"truth": str(truth), "predictions": str(predictions)}
-    if true_boxes is not None:
-        if pred_boxes is None:
-            raise LabelError(f"{truth} has boxes, {predictions} has none to score")
+    if (true_boxes is None or pred_boxes is None) and (true_lanes is None or pred_lanes is None):
+        raise LabelError(f"{truth} and {predictions} share nothing to score (boxes in one, lane lines in the other)")
+    if true_boxes is not None and pred_boxes is not None:
         classes = [c["name"] for c in sorted(true_boxes["categories"], key=lambda c: c["id"])]
         truth_frames, pred_frames = from_coco(true_boxes), from_coco(pred_boxes)
         unknown = sorted({c for f in pred_frames for c in f.classes} - set(classes))
         names = {f.file_name for f in truth_frames}
         report["boxes"] = {"images": len(truth_frames), "predicted_images_without_truth": sum(f.file_name not in names for f in pred_frames),
                            "classes_not_in_truth": unknown, **coco_scores(truth_frames, pred_frames, classes)}
-    if true_lanes is not None:
-        if pred_lanes is None:
-            raise LabelError(f"{truth} has lane lines, {predictions} has none to score")
+    if true_lanes is not None and pred_lanes is not None:
         frames = []
         for name, frame in true_lanes.items():
             found = pred_lanes.get(name)

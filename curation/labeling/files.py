@@ -105,12 +105,14 @@ def label_files(inputs: list[tuple[Path, str]], out: Path, labeler: Labeler, lan
 
     An input that cannot be read is listed under ``failed`` with the reason; the others are labeled.
     """
+    import sys
+
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     labeled: list[FrameLabels] = []
     failed, videos, images = [], 0, 0
-    bar = tqdm(total=len(inputs), unit="file", desc="label", disable=not progress)
+    bar = tqdm(total=len(inputs), unit="file", desc="label", disable=not progress or not sys.stderr.isatty())
     with open(out / "lanes.tusimple.json", "w") as lanes_file:
         for path, name in inputs:
             if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -58,7 +58,7 @@ def label_stream(frames: Iterable[tuple[int, int, np.ndarray]], labeler: Labeler
         pictures = [frame for _, _, frame in held]
         vanishing = [steady(frame) for frame in pictures]
         # A horizon found in the picture itself tells the lamp finder where lights can be.
-        found = labeler(pictures, [v for _, v in vanishing] if lanes.auto else None)
+        found = labeler(pictures, None)
         vectors = labeler.embed(pictures) if embed else [None] * len(pictures)
         people_and_cars = [c for c in (labeler.vehicles, labeler.classes.index("pedestrian") if "pedestrian" in labeler.classes else None)
                            if c is not None]
@@ -96,8 +96,13 @@ def decode_sampled(source: str | BinaryIO, choose: Callable[[int, float], bool])
     """(index, pts, RGB) of the frames ``choose(index, seconds since the first frame)`` wants, in display
     order, until the end or the first undecodable packet; the others are decoded but never converted
     to RGB (a 1280x960 RGB frame costs 2 ms and 3.7 MB)."""
-    container = av.open(source, "r")
     try:
+        container = av.open(source, "r")
+    except av.error.FFmpegError:
+        return  # not a video at all: nothing decodes
+    try:
+        if not container.streams.video:
+            return
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         base, first = float(stream.time_base or 0), None

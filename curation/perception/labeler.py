@@ -37,6 +37,7 @@ COCO_CLASS_MAP = {"car": {"class": "vehicle"}, "truck": {"class": "vehicle"}, "b
                   "motorcycle": {"class": "vehicle"}, "person": {"class": "pedestrian"},
                   "traffic light": {"class": "traffic_light"}, "stop sign": {"class": "traffic_sign", "sign": "stop"}}
 LAMP_NAME = "lit lamp"  # model class name recorded for traffic lights found by their lamps
+HINT = 0.05  # detector confidence down to which a light box confirms a lamp found in the pixels
 
 
 def model_path(model: str) -> Path:
@@ -74,12 +75,12 @@ class Labeler:
         self.lights = self.classes.index("traffic_light") if "traffic_light" in config.taxonomy else None
         self.vehicles = self.classes.index("vehicle") if "vehicle" in config.taxonomy else None
 
-    def _detect(self, chunk: list[np.ndarray]) -> list[Detections]:
+    def _detect(self, chunk: list[np.ndarray], threshold: float) -> list[Detections]:
         if self.ssd is not None:
-            return self.ssd(chunk, self.config.threshold, set(self.mapping))
+            return self.ssd(chunk, threshold, set(self.mapping))
         precision = 16 if self.device != "cpu" else 32  # CUDA: half precision; the same code path otherwise
         bgr = [np.ascontiguousarray(f[..., ::-1]) for f in chunk]  # ultralytics wants BGR
-        results = self.model.predict(bgr, imgsz=self.config.imgsz, conf=self.config.threshold, device=self.device, quantize=precision,
+        results = self.model.predict(bgr, imgsz=self.config.imgsz, conf=threshold, device=self.device, quantize=precision,
                                      verbose=False, batch=len(chunk), project=str(PROJECT_ROOT / "runs"))
         return [Detections.from_ultralytics(r) for r in results]
 
@@ -88,8 +89,16 @@ class Labeler:
         out = []
         for start in range(0, len(frames), self.config.batch):
             chunk = frames[start : start + self.config.batch]
-            for n, (frame, found) in enumerate(zip(chunk, self._detect(chunk))):
+            # With lamps on, the detector also reports lights it is unsure of (down to HINT): a lamp
+            # is a light only where the detector saw one too (red and yellow spots abound in trees).
+            threshold = min(self.config.threshold, HINT) if self.config.lamps else self.config.threshold
+            for n, (frame, found) in enumerate(zip(chunk, self._detect(chunk, threshold))):
                 found = found[np.array([c in self.mapping for c in found.class_id], bool)]
+                hints = np.zeros((0, 4), np.float32)
+                if self.config.lamps:
+                    unsure = found.confidence < self.config.threshold
+                    is_light = np.array([self.mapping[int(c)][0] == self.lights for c in found.class_id], bool)
+                    hints, found = found.xyxy[unsure & is_light], found[~unsure]
                 mapped = [self.mapping[int(c)] for c in found.class_id]
                 boxes = Detections(found.xyxy, found.confidence, [m[0] for m in mapped])
                 attrs = [self._attributes(frame, box, cls, given) for box, (cls, given, _) in zip(boxes.xyxy, mapped)]
@@ -99,7 +108,7 @@ class Labeler:
                 boxes, attrs, names = boxes[keep], [attrs[i] for i in keep], [names[i] for i in keep]
                 if self.config.lamps and self.lights is not None:
                     horizon = horizons[start + n] if horizons else None
-                    boxes, attrs, names = self._add_lamps(frame, boxes, attrs, names, horizon)
+                    boxes, attrs, names = self._add_lamps(frame, boxes, attrs, names, horizon, hints)
                 out.append((boxes, attrs, names))
         return out
 
@@ -109,23 +118,34 @@ class Labeler:
         x1, y1, x2, y2 = (int(round(v)) for v in box)
         return {**given, "state": light_state(frame[max(y1, 0) : y2, max(x1, 0) : x2])}
 
-    def _add_lamps(self, frame, boxes: Detections, attrs: list[dict], names: list[str], horizon):
+    def _add_lamps(self, frame, boxes: Detections, attrs: list[dict], names: list[str], horizon, hints: np.ndarray):
         """Traffic lights found by their lit lamps: a lamp inside a detected light gives it its state;
-        a lamp elsewhere (not on a vehicle: tail lights) becomes a light of its own."""
+        a lamp elsewhere becomes a light of its own where the detector saw a light, however unsure
+        (``hints``), and not on a vehicle (tail lights)."""
         lamps = find_lights(frame, horizon)
         if not lamps:
             return boxes, attrs, names
         attrs = list(attrs)
         lights = np.flatnonzero(boxes.class_id == self.lights)
         cars = boxes.xyxy[boxes.class_id == self.vehicles] if self.vehicles is not None else np.zeros((0, 4))
-        added = []
+        added, lit = [], {}
         for box, state, score in lamps:
             centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
             inside = [i for i in lights if boxes.xyxy[i, 0] <= centre[0] <= boxes.xyxy[i, 2] and boxes.xyxy[i, 1] <= centre[1] <= boxes.xyxy[i, 3]]
-            if inside:
-                attrs[inside[0]] = {**attrs[inside[0]], "state": state}
+            if inside and inside[0] in lit and lit[inside[0]] != state:  # red and a green arrow: one box per state
+                added.append((box, state, score))
+                continue
+            if inside:  # the detector's box of this light: the lamp gives the state, and the box covers the lamp
+                i = inside[0]
+                lit[i] = state
+                attrs[i] = {**attrs[i], "state": state}
+                xyxy = boxes.xyxy.copy()
+                xyxy[i] = np.minimum(xyxy[i], box)[:2].tolist() + np.maximum(xyxy[i], box)[2:].tolist()
+                boxes = Detections(xyxy, boxes.confidence, boxes.class_id, boxes.track_id)
                 continue
             if len(cars) and ((cars[:, 0] <= centre[0]) & (centre[0] <= cars[:, 2]) & (cars[:, 1] <= centre[1]) & (centre[1] <= cars[:, 3])).any():
+                continue
+            if not (iou_matrix(np.array([box], np.float32), hints) > 0).any():
                 continue
             added.append((box, state, score))
         if not added:

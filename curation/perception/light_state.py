@@ -108,7 +108,7 @@ def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, 
                 a, b = (x - glow, x + w + glow) if horizontal else (y - glow, y + h + glow)
                 before = _dark_run(dark, a - 1, -1, 5 * size) if a >= 1 else 0
                 after = _dark_run(dark, b, 1, 5 * size) if b < len(dark) else 0
-                if before + after >= 1.2 * size and (best is None or before + after > best[0]):
+                if before + after >= 1.2 * size and (best is None or before + after > best[0]):  # room for more lamps
                     best = (before + after, horizontal, before, after)
             if best is None:
                 continue
