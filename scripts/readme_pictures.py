@@ -1,7 +1,7 @@
 """Pictures for the README: `curation redact` before/after on the real test images, and
 `curation label` on real frames (a dashcam frame, a TuSimple frame, an intersection photo).
 
-usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.png)
+usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.jpg)
 """
 
 import subprocess
