@@ -33,7 +33,7 @@ def main() -> None:
         crop = (slice(900, 1400), slice(1150, 1750))
         side = np.hstack([before[crop], after[crop]])
         cv2.imwrite(str(ROOT / "docs" / "redaction_plate.png"), side)
-        cv2.imwrite(str(ROOT / "docs" / "labels_real.png"), labeled_real(Path(folder)))
+        cv2.imwrite(str(ROOT / "docs" / "labels_real.jpg"), labeled_real(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def labeled_real(folder: Path) -> np.ndarray:
