@@ -61,7 +61,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     config = params.label
     labeler = Labeler(config)
-    lanes = LaneDetector(LaneCamera(**config.lanes.model_dump()))
+    lanes = LaneDetector.from_params(config.lanes)
     track = TrackConfig(**config.track.model_dump())
     frames = [f for f, _, _ in held_out_frames(args.frames)]
     labeler([frames[0]])  # warm-up: model load and first-call setup are not per-frame work

@@ -40,3 +40,10 @@ class AuditError(CurationError):
 
 class EngineError(CurationError):
     """A run of a per-clip stage stopped: a worker died or could not set up. Committed clips stay; a rerun redoes the rest."""
+
+
+class LabelError(CurationError):
+    """`curation label`: an input that is not a readable picture or video, or a label file that is
+    not the COCO or TuSimple document it claims to be; the message names the file."""
+
+    exit_code = 2

@@ -1,6 +1,7 @@
-"""Before/after pictures of `curation redact` on the real test images, for the README.
+"""Pictures for the README: `curation redact` before/after on the real test images, and
+`curation label` on real frames (a dashcam frame, a TuSimple frame, an intersection photo).
 
-usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png)
+usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.jpg)
 """
 
 import subprocess
@@ -32,6 +33,23 @@ def main() -> None:
         crop = (slice(900, 1400), slice(1150, 1750))
         side = np.hstack([before[crop], after[crop]])
         cv2.imwrite(str(ROOT / "docs" / "redaction_plate.png"), side)
+        cv2.imwrite(str(ROOT / "docs" / "labels_real.jpg"), labeled_real(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def labeled_real(folder: Path) -> np.ndarray:
+    """`curation label --draw` (its defaults: the real-trained COCO SSD, lit lamps, estimated horizon) on real frames."""
+    real = TESTDATA / "real"
+    lights = sorted((real / "traffic_lights" / "images").iterdir())[12]  # one of the photos the lamp finder was not tuned on
+    inputs = [real / "dashcam" / "udacity_vd_test4.jpg", real / "lanes_unlabeled" / "3.jpg", real / "dashcam" / "udacity_p1_solidWhiteCurve.jpg", lights]
+    subprocess.run([sys.executable, "-m", "curation.cli", "label", *map(str, inputs), "-o", str(folder / "labels"), "--draw"],
+                   check=True, cwd=ROOT, capture_output=True)
+    tiles = []
+    for source in inputs:
+        drawn = cv2.imread(str(folder / "labels" / "draw" / f"{source.name}.jpg"))
+        if source == lights:  # the photo is 800x800: show the lights' part at full size
+            drawn = drawn[120:480, 0:640]
+        tiles.append(cv2.resize(drawn, (640, 360)))
+    return np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""Label quality against the simulator's ground truth (metrics/<R>/label.json).
+"""Label quality: COCO box metrics (pycocotools), attribute accuracy, TuSimple lane matching.
 
-Boxes: COCO-style average precision per taxonomy class (101-point interpolation) at IoU 0.5 and
-averaged over IoU 0.5:0.95. Ground-truth objects smaller than ``min_box_px`` or less than half
-visible are "ignore" regions: a prediction on one is neither right nor wrong, and predictions
-smaller than the minimum count only when they hit a scored object. Attributes (light state, sign
-type) are scored on the predictions matched at IoU 0.5.
+Boxes: pycocotools' COCOeval, per taxonomy class: AP at IoU 0.5 and averaged over IoU 0.5:0.95
+(101-point interpolation). Ground truth smaller than ``min_box_px`` or less than half visible is an
+ignore region (COCO ``iscrowd``): a prediction on one is neither right nor wrong. Attributes (light
+state, sign type) are scored on the predictions COCOeval matched at IoU 0.5.
 
 Lanes, the TuSimple way: a predicted line matches a true one when at least 85 % of the true
 line's points lie within 20 px (at 720p; scaled with the frame height; divided by the cosine of the
@@ -14,17 +13,19 @@ of matched points over true lines, F1 from matched, extra and missed lines.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import contextlib
+import io
+from collections import Counter
 
 import numpy as np
 
-from curation.perception.boxes import iou_matrix
+from curation.labeling.formats import FrameLabels, to_coco
 
-__all__ = ["BoxScorer", "lane_scores", "combine_lanes", "IOU_THRESHOLDS"]
+__all__ = ["BoxScorer", "coco_scores", "lane_scores", "combine_lanes", "ATTRIBUTES"]
 
-IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
 LANE_PIXELS_720P, LANE_MATCH = 20.0, 0.85
 MIN_LANE_POINTS = 10  # a true line needs this many rows in view to be scored
+ATTRIBUTES = ("state", "sign")
 
 
 class BoxScorer:
@@ -32,78 +33,87 @@ class BoxScorer:
 
     def __init__(self, classes: list[str], min_box_px: float, min_visible: float = 0.5):
         self.classes, self.min_box_px, self.min_visible = classes, min_box_px, min_visible
-        # per class, per IoU threshold: list of (confidence, is_true_positive); and scored truth counts
-        self.hits = {c: {t: [] for t in IOU_THRESHOLDS} for c in classes}
-        self.truths = defaultdict(int)
-        self.attributes = defaultdict(lambda: [0, 0])  # name -> [right, scored]
+        self.truth: list[FrameLabels] = []
+        self.predictions: list[FrameLabels] = []
 
     def add(self, predictions: list[dict], truth: list[dict]) -> None:
         """predictions: {class, box, confidence, attrs}; truth: simulator objects {class, box, visible, attrs}."""
-        for cls in self.classes:
-            pred = [p for p in predictions if p["class"] == cls]
-            true = [t for t in truth if t["class"] == cls]
-            scored = np.array([t["visible"] >= self.min_visible and t["box"][3] - t["box"][1] >= self.min_box_px for t in true], bool)
-            self.truths[cls] += int(scored.sum())
-            order = np.argsort([-p["confidence"] for p in pred], kind="stable")
-            pred = [pred[i] for i in order]
-            iou = iou_matrix(np.array([p["box"] for p in pred], np.float32).reshape(-1, 4),
-                             np.array([t["box"] for t in true], np.float32).reshape(-1, 4))
-            small = np.array([p["box"][3] - p["box"][1] < self.min_box_px for p in pred], bool)
-            for threshold in IOU_THRESHOLDS:
-                taken = np.zeros(len(true), bool)
-                for i, p in enumerate(pred):
-                    candidates = np.where(~taken & (iou[i] >= threshold))[0] if len(true) else np.array([], int)
-                    # Prefer a scored object, then the best overlap.
-                    if candidates.size:
-                        j = candidates[np.lexsort((-iou[i, candidates], ~scored[candidates]))[0]]
-                        taken[j] = True
-                        if scored[j]:
-                            self.hits[cls][threshold].append((p["confidence"], True))
-                            if threshold == 0.5:
-                                self._attributes(p, true[j])
-                        continue  # matched an ignored object: not counted
-                    if not small[i]:
-                        self.hits[cls][threshold].append((p["confidence"], False))
-
-    def _attributes(self, prediction: dict, truth: dict) -> None:
-        for name, value in truth.get("attrs", {}).items():
-            if name in ("state", "sign") and name in prediction.get("attrs", {}):
-                entry = self.attributes[name]
-                entry[1] += 1
-                entry[0] += int(_same(name, prediction["attrs"][name], value))
+        name = f"{len(self.truth)}"
+        known = [t for t in truth if t["class"] in self.classes]
+        self.truth.append(FrameLabels(name, 0, 0, [t["class"] for t in known], [list(map(float, t["box"])) for t in known], [1.0] * len(known),
+                                      [dict(t.get("attrs", {})) for t in known],
+                                      ignore=[t.get("visible", 1.0) < self.min_visible or t["box"][3] - t["box"][1] < self.min_box_px for t in known]))
+        mine = [p for p in predictions if p["class"] in self.classes]
+        self.predictions.append(FrameLabels(name, 0, 0, [p["class"] for p in mine], [list(map(float, p["box"])) for p in mine],
+                                            [float(p["confidence"]) for p in mine], [dict(p.get("attrs", {})) for p in mine]))
 
     def result(self) -> dict:
-        per_class = {}
-        for cls in self.classes:
-            aps = [_average_precision(self.hits[cls][t], self.truths[cls]) for t in IOU_THRESHOLDS]
-            per_class[cls] = {"truth_boxes": self.truths[cls], "mAP50": _round(aps[0]),
-                              "mAP50_95": _round(np.mean(aps) if None not in aps else None)}
-        attributes = {f"{name}_accuracy": round(right / total, 4) if total else None for name, (right, total) in self.attributes.items()}
-        return {"classes": per_class, **attributes, "attribute_counts": {k: v[1] for k, v in self.attributes.items()}}
+        return coco_scores(self.truth, self.predictions, self.classes)
 
 
 def _same(name: str, predicted: str, true: str) -> bool:
     # A detector that reads "speed_limit" has the type right even without the number.
-    return predicted == true or (name == "sign" and true.startswith(predicted + "_"))
+    return predicted == true or (name == "sign" and str(true).startswith(str(predicted) + "_"))
 
 
 def _round(value):
-    return None if value is None else round(float(value), 4)
+    return None if value is None or value < 0 else round(float(value), 4)
 
 
-def _average_precision(hits: list[tuple[float, bool]], truths: int) -> float | None:
-    if truths == 0:
-        return None
-    if not hits:
-        return 0.0
-    hits = sorted(hits, key=lambda h: -h[0])
-    tp = np.cumsum([h[1] for h in hits])
-    precision = tp / np.arange(1, len(hits) + 1)
-    recall = tp / truths
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]
-    points = np.linspace(0, 1, 101)
-    index = np.searchsorted(recall, points, side="left")
-    return float(np.where(index < len(envelope), envelope[np.minimum(index, len(envelope) - 1)], 0.0).mean())
+def coco_scores(truth: list[FrameLabels], predictions: list[FrameLabels], classes: list[str]) -> dict:
+    """COCOeval per class (mAP50, mAP50_95, scored truth boxes) and attribute accuracy on the
+    predictions matched at IoU 0.5. Frames pair up by ``file_name``; a prediction for a frame with
+    no ground truth is not scored."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    by_name = {p.file_name: p for p in predictions}
+    gt_doc = to_coco(truth, classes)
+    for image, frame in zip(gt_doc["images"], truth):  # pycocotools needs a size only for segmentations
+        image["width"], image["height"] = frame.width or 1, frame.height or 1
+    detections = []
+    for image, frame in zip(gt_doc["images"], truth):
+        found = by_name.get(frame.file_name)
+        for cls, (x1, y1, x2, y2), score, attrs in zip(*(() if found is None else (found.classes, found.boxes, found.scores, found.attributes))):
+            if cls in classes:
+                detections.append({"id": len(detections) + 1, "image_id": image["id"], "category_id": classes.index(cls) + 1,
+                                   "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "score": score,
+                                   "attributes": attrs, "iscrowd": 0})
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        gt = COCO()
+        gt.dataset = gt_doc
+        gt.createIndex()
+        dt = COCO()
+        dt.dataset = {"images": gt_doc["images"], "categories": gt_doc["categories"], "annotations": detections}
+        dt.createIndex()
+        evaluation = COCOeval(gt, dt, "bbox")
+        evaluation.params.maxDets = [1, 10, 1000]  # busy streets hold more than COCO's 100 objects
+        evaluation.evaluate()
+        evaluation.accumulate()
+    precision = evaluation.eval["precision"]  # [IoU, recall, class, area, maxDets]
+    per_class = {}
+    for k, cls in enumerate(classes):
+        scored = sum(1 for a in gt_doc["annotations"] if a["category_id"] == k + 1 and not a["iscrowd"])
+        curve = precision[:, :, k, 0, -1]
+        aps = [np.mean(c[c > -1]) if (c > -1).any() else -1 for c in curve]
+        per_class[cls] = {"truth_boxes": scored, "mAP50": _round(aps[0]) if scored else None,
+                          "mAP50_95": _round(np.mean(aps)) if scored and min(aps) > -1 else None}
+    right, total = Counter(), Counter()
+    truth_by_id = {a["id"]: a for a in gt_doc["annotations"]}
+    detection_by_id = {d["id"]: d for d in detections}
+    for entry in evaluation.evalImgs:
+        if entry is None or entry["aRng"] != evaluation.params.areaRng[0]:
+            continue
+        for d, matched, ignored in zip(entry["dtIds"], entry["dtMatches"][0], entry["dtIgnore"][0]):
+            if not matched or ignored:
+                continue
+            true, predicted = truth_by_id[int(matched)]["attributes"], detection_by_id[d]["attributes"]
+            for name in ATTRIBUTES:
+                if name in true and name in predicted:
+                    total[name] += 1
+                    right[name] += int(_same(name, predicted[name], true[name]))
+    return {"classes": per_class, **{f"{name}_accuracy": round(right[name] / total[name], 4) if total[name] else None for name in sorted(total)},
+            "attribute_counts": dict(sorted(total.items()))}
 
 
 def lane_scores(predicted: list[dict], truth: list[dict], height: int) -> dict:

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from datetime import datetime, timezone
@@ -22,13 +21,12 @@ from tqdm import tqdm
 
 from curation.labeling.quality import BoxScorer, combine_lanes, lane_scores
 from curation.labeling.sampling import sample_frames, telemetry_triggers
-from curation.media.video import decode_frames
-from curation.perception.boxes import Detections
+from curation.labeling.stream import decode_sampled, label_stream
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import VERSION as LANES_VERSION
-from curation.perception.lanes import LaneCamera, LaneDetector
+from curation.perception.lanes import LaneDetector
 from curation.perception.tracks import VERSION as TRACKER_VERSION
-from curation.perception.tracks import TrackConfig, link
+from curation.perception.tracks import TrackConfig
 from curation.policy.deps import code_hash
 from curation.redaction.masks import mask_of
 from curation.sources.groundtruth import truth_lines
@@ -47,15 +45,8 @@ TABLES = ("detections", "tracks", "lane_lines", "frame_embeddings")
 
 def label_frames(frames: list[np.ndarray], labeler: Labeler, lanes: LaneDetector, track_config: TrackConfig):
     """Objects (Detections with track ids, attributes, model classes) and lane lines for a clip's sampled frames."""
-    found = labeler(frames)
-    keyframes = {k: detections for k, (detections, _, _) in enumerate(found)}
-    track_ids = [np.full(len(d), -1, np.int64) for d in keyframes.values()]
-    for track_id, track in enumerate(link(keyframes, track_config)):
-        for k, box, _, _ in track:
-            same = np.flatnonzero((keyframes[k].xyxy == box).all(1) & (track_ids[k] < 0))
-            track_ids[k][same[0]] = track_id
-    objects = [(Detections(d.xyxy, d.confidence, d.class_id, ids), attrs, names) for (d, attrs, names), ids in zip(found, track_ids)]
-    return objects, [lanes(frame) for frame in frames]
+    labeled = label_stream(((k, k, frame) for k, frame in enumerate(frames)), labeler, lanes, track_config)
+    return [(f.boxes, f.attributes, f.names) for f in labeled], [f.lanes for f in labeled]
 
 
 def label_region(store: RegionStore, params, progress: bool = True) -> dict:
@@ -63,7 +54,7 @@ def label_region(store: RegionStore, params, progress: bool = True) -> dict:
     config = params.label
     catalog = Catalog(store)
     labeler = Labeler(config)
-    lanes = LaneDetector(LaneCamera(**config.lanes.model_dump()))
+    lanes = LaneDetector.from_params(config.lanes)
     track_config = TrackConfig(**config.track.model_dump())
     code = code_hash(LABELING_CODE, within=LABELING_PACKAGES)
     fingerprint = hashlib.sha256(f"{labeler.name}|{code}|{config.model_dump_json(exclude={'model'})}".encode()).hexdigest()[:16]
@@ -95,23 +86,22 @@ def _label_clip(store, catalog, clip, redacted, labeler, lanes, track_config, fi
     black = np.zeros(len(sampled), bool)
     black[: len(blanked)] = blanked[: len(sampled)]
     sampled &= ~black  # blanked (restricted-zone) frames carry nothing
-    indices, pts, frames = [], [], []
-    for index, (frame_pts, frame) in enumerate(decode_frames(io.BytesIO(store.read_bytes(redacted["output_uri"])))):
-        if index < len(sampled) and sampled[index]:
-            indices.append(index)
-            pts.append(int(frame_pts))
-            frames.append(frame)
-    objects, lines = label_frames(frames, labeler, lanes, track_config) if frames else ([], [])
-    embeddings = [FrameEmbedding(clip_id, index, tuple(vector)) for index, vector in zip(indices, labeler.embed(frames))]
+    # Stream the redacted file: frames are decoded, labeled a window at a time and dropped.
+    with store.open(redacted["output_uri"]) as source:
+        chosen = decode_sampled(source, lambda index, _: index < len(sampled) and bool(sampled[index]))
+        labeled = label_stream(chosen, labeler, lanes, track_config, embed=True)
+    indices = [f.index for f in labeled]
+    embeddings = [FrameEmbedding(clip_id, f.index, tuple(f.embedding)) for f in labeled]
     detections, lane_rows = [], []
-    for index, frame_pts, (boxes, attrs, names), frame_lanes in zip(indices, pts, objects, lines):
+    for f in labeled:
+        boxes = f.boxes
         for n, (box, confidence, cls, track, attr, name) in enumerate(zip(boxes.xyxy, boxes.confidence, boxes.class_id, boxes.track_id,
-                                                                         attrs, names)):
-            detections.append(Detection(f"{clip_id}:{index}:{n}", clip_id, index, frame_pts, labeler.classes[int(cls)], json.dumps(attr, sort_keys=True),
+                                                                         f.attributes, f.names)):
+            detections.append(Detection(f"{clip_id}:{f.index}:{n}", clip_id, f.index, f.pts, labeler.classes[int(cls)], json.dumps(attr, sort_keys=True),
                                         *(round(float(v), 1) for v in box), round(float(confidence), 4), int(track), name,
-                                        labeler.name, bool(near[index])))
-        for k, lane in enumerate(frame_lanes):
-            lane_rows.append(LaneLine(clip_id, index, frame_pts, k, lane.type, lane.color, json.dumps(lane.xs), json.dumps(lane.ys),
+                                        labeler.name, bool(near[f.index])))
+        for k, lane in enumerate(f.lanes):
+            lane_rows.append(LaneLine(clip_id, f.index, f.pts, k, lane.type, lane.color, json.dumps(lane.xs), json.dumps(lane.ys),
                                       lane.confidence, LANES_VERSION))
     tracks = _tracks(clip_id, detections)
     row = LabeledClip(clip_id, redacted["output_sha256"], fingerprint, len(indices), json.dumps(indices), int(near[indices].sum()) if indices else 0,

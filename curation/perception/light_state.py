@@ -6,6 +6,10 @@ a vertical light, from the left of a horizontal one); the lit lamp is clearly br
 saturated than the other two (sky around a loose box is bright but pale), and its hue must agree;
 otherwise the light is "off" (or its state cannot be read).
 
+Lights a detector misses (a lamp 5 px tall at 50 m) are found by their lamps (:func:`find_lights`):
+a bright, saturated, roundish spot of a signal colour with a black housing running on from it
+along one axis, above the horizon (tail lights and road paint are below it).
+
 Example:
     >>> light_state(np.zeros((30, 10, 3), np.uint8))
     'off'
@@ -16,9 +20,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["light_state", "STATES", "VERSION"]
+__all__ = ["light_state", "find_lights", "STATES", "VERSION"]
 
-VERSION = "lamp-saturated-brightness/2"
+VERSION = "lamp-saturated-brightness/2+lit-lamps/1"
 
 STATES = ("red", "yellow", "green")
 LIT_RATIO = 1.35  # the lit lamp's brightness over the brighter of the other two
@@ -50,3 +54,69 @@ def light_state(crop: np.ndarray) -> str:
     state = STATES[lit]
     a, b, c, d = HUES[state]
     return state if a <= hues[lit] <= b or c <= hues[lit] <= d else "off"
+
+
+# Lit lamps (find_lights). Hues in OpenCV units (0-180): a red lamp photographs orange, a green one cyan.
+LAMP_HUES = {"red": ((0, 18), (160, 180)), "yellow": ((19, 34),), "green": ((40, 100),)}
+HOUSING = 115  # a housing (and its unlit lamps) is darker than this; daylight sky and lit lamps are far brighter
+
+
+def _dark_run(dark: np.ndarray, start: int, step: int, limit: int) -> int:
+    """Length of the run of dark pixels from ``start`` (one light pixel is a gap, two end it)."""
+    count, light, position, last = 0, 0, start, None
+    while 0 <= position < len(dark) and count < limit:
+        if dark[position]:
+            light, last = 0, position
+        else:
+            light += 1
+            if light >= 2:
+                break
+        position += step
+        count += 1
+    return 0 if last is None else abs(last - start) + 1
+
+
+def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, max_px: int = 60) -> list[tuple[list[float], str, float]]:
+    """Traffic lights found by their lit lamps: (box over the lamp and its housing, state, housing
+    length in lamp sizes) each. ``horizon``: the image row of the horizon, where known (else 60 % of
+    the height); lamps lower than that are not looked at.
+
+    Example:
+        >>> find_lights(np.zeros((100, 100, 3), np.uint8))
+        []
+    """
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV)
+    hue, value = hsv[..., 0], hsv[..., 2]
+    lowest = rgb.shape[0] * 0.6 if horizon is None else horizon + 0.02 * rgb.shape[0]
+    lit = (value >= 150) & (hsv[..., 1] >= 80)
+    found = []
+    for state, ranges in LAMP_HUES.items():
+        mask = lit & np.any([(hue >= a) & (hue <= b) for a, b in ranges], 0)
+        # An over-exposed core is white (unsaturated): close it into the coloured ring around it.
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for k in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[k])
+            if not (min_px <= h <= max_px and min_px <= w <= max_px and area >= 0.3 * w * h and 0.5 <= w / h <= 2.0) or y + h > lowest:
+                continue
+            if np.percentile(value[labels == k], 90) < 200:
+                continue
+            size, glow = max(w, h), max(1, int(round(0.3 * max(w, h))))
+            best = None
+            for horizontal in (True, False):
+                dark = (value[y : y + h].mean(0) if horizontal else value[:, x : x + w].mean(1)) < HOUSING
+                a, b = (x - glow, x + w + glow) if horizontal else (y - glow, y + h + glow)
+                before = _dark_run(dark, a - 1, -1, 5 * size) if a >= 1 else 0
+                after = _dark_run(dark, b, 1, 5 * size) if b < len(dark) else 0
+                if before + after >= 1.2 * size and (best is None or before + after > best[0]):  # room for more lamps
+                    best = (before + after, horizontal, before, after)
+            if best is None:
+                continue
+            reach, horizontal, before, after = best
+            if horizontal:
+                box = [x - glow - before, y - glow, x + w + glow + after, y + h + glow]
+            else:
+                box = [x - glow, y - glow - before, x + w + glow, y + h + glow + after]
+            found.append(([float(max(box[0], 0)), float(max(box[1], 0)), float(min(box[2], rgb.shape[1])), float(min(box[3], rgb.shape[0]))],
+                          state, round(min(reach / size / 4, 1.0), 3)))
+    return found

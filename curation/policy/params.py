@@ -230,15 +230,17 @@ class LaneParams(Strict):
     hfov_deg: float = Field(default=60.0, gt=0, lt=180)
     mount_m: float = Field(default=1.4, gt=0)
     horizon: Fraction = 0.42  # share of the image height where the horizon lies
+    auto_horizon: bool = False  # estimate the horizon per frame from the lines (cameras of unknown mounting); the value above is the prior
 
 
 class LabelParams(Strict):
     """Stage label@R: which frames, which model, how its classes map to the taxonomy."""
 
-    model: str = "models/labeler.pt"  # scripts/train_detector.py labeler; or any ultralytics weights + class_map
+    model: str = "models/labeler.pt"  # scripts/train_detector.py labeler; coco-ssd (real-trained, COCO names); or any ultralytics weights + class_map
     imgsz: int = Field(default=640, ge=32, multiple_of=32)
     batch: int = Field(default=8, ge=1)
     threshold: Fraction = 0.25
+    lamps: bool = False  # also find traffic lights by their lit lamps (small lights a detector misses; real footage)
     device: str = "auto"  # auto: CUDA and half precision when present
     every_s: float = Field(default=0.5, gt=0)  # one frame per interval of presentation time
     trigger_window_s: float = Field(default=1.0, ge=0)  # every frame this close to a trigger

@@ -1,0 +1,101 @@
+"""label@R with a COCO-named model (through label.class_map), and frames streamed a window at a time."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from builders import REPO, make_fleet, params_document
+from curation.labeling.stage import label_region
+from curation.labeling.stream import label_stream
+from curation.perception.labeler import COCO_CLASS_MAP, Labeler
+from curation.perception.lanes import LaneDetector
+from curation.perception.tracks import TrackConfig
+from curation.policy.params import LabelParams, load_params
+from curation.redaction.stage import redact_region
+from curation.sources.ingest import ingest
+from curation.storage.catalog import Catalog
+from curation.storage.store import RegionStore
+
+# The bootstrap model with COCO's names for the classes COCO has: a small model whose classes carry COCO names.
+COCO_NAMES = {"vehicle": "car", "pedestrian": "person", "traffic_light": "traffic light", "sign_stop": "stop sign"}
+
+
+def _coco_named_weights(tmp_path):
+    from ultralytics import YOLO
+
+    model = YOLO(str(REPO / "models" / "labeler.pt"))
+    model.model.names = {i: COCO_NAMES.get(n, n) for i, n in model.model.names.items()}
+    path = tmp_path / "coco_named.pt"
+    model.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    root = tmp_path_factory.mktemp("label-region")
+    document = params_document(root, ("cn",))
+    (root / "params.yaml").write_text(yaml.safe_dump(document))
+    params = load_params(root / "params.yaml")
+    make_fleet(root, "cn", vehicles=1, events=1, seconds=2.0, width=640, height=360, cameras=("front",), vehicles_in_scene=5)
+    store = RegionStore(params, "cn", actor="test")
+    ingest(store, "landing", params.ingest, progress=False)
+    redact_region(store, params, progress=False)
+    return root, document
+
+
+def _label(root, document, **label):
+    document = {**document, "label": {**document.get("label", {}), **label}}
+    (root / "params.yaml").write_text(yaml.safe_dump(document))
+    params = load_params(root / "params.yaml")
+    store = RegionStore(params, "cn", actor="test")
+    metrics = label_region(store, params, progress=False)
+    return metrics, Catalog(store).read("detections").to_pylist()
+
+
+def test_a_coco_named_model_labels_the_region_through_the_class_map(region, tmp_path):
+    root, document = region
+    bootstrap, reference = _label(root, document)
+    coco_map = {name: COCO_CLASS_MAP[name] for name in ("car", "person", "traffic light", "stop sign")}
+    metrics, detections = _label(root, document, model=str(_coco_named_weights(tmp_path)), class_map=coco_map)
+    assert metrics["clips"] == bootstrap["clips"] == 1 and metrics["model"].startswith("coco_named:")
+    assert detections and {d["model_class"] for d in detections} <= set(coco_map)
+    assert {d["label"] for d in detections} <= {"vehicle", "pedestrian", "traffic_light", "traffic_sign"}
+    # Same weights, other names: the cars and people the bootstrap found, now named by COCO.
+    for taxonomy in ("vehicle", "pedestrian"):
+        assert sum(d["label"] == taxonomy for d in detections) == sum(d["label"] == taxonomy for d in reference) > 0
+    assert all(json.loads(d["attrs"]) == {"sign": "stop"} for d in detections if d["model_class"] == "stop sign")
+    assert all(json.loads(d["attrs"])["state"] in ("red", "yellow", "green", "off") for d in detections if d["label"] == "traffic_light")
+
+
+def test_the_real_trained_coco_ssd_runs_through_label_at_r(region):
+    root, document = region
+    metrics, detections = _label(root, document, model="coco-ssd", class_map=COCO_CLASS_MAP, threshold=0.3, lamps=True)
+    assert metrics["clips"] == 1 and metrics["model"].startswith("coco-ssd:") and metrics["sampled_frames"] > 0
+    assert {d["model_class"] for d in detections} <= set(COCO_CLASS_MAP) | {"lit lamp"}
+
+
+def test_frames_stream_through_a_window_and_are_never_all_held():
+    config = LabelParams(batch=3)
+    labeler = Labeler(config)
+    calls, produced = [], []
+    real = labeler.__call__
+
+    class Counting(Labeler):
+        def __call__(self, frames, horizons=None):
+            calls.append((len(frames), len(produced)))
+            return real(frames, horizons)
+
+    labeler.__class__ = Counting
+    rng = np.random.default_rng(0)
+
+    def frames():
+        for k in range(10):
+            produced.append(k)
+            yield k, k, rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+
+    labeled = label_stream(frames(), labeler, LaneDetector(), TrackConfig(**config.track.model_dump()))
+    assert [f.index for f in labeled] == list(range(10))
+    # Windows of 3: labeled as soon as 3 arrived, while the decoder had produced only those.
+    assert calls == [(3, 3), (3, 6), (3, 9), (1, 10)]
