@@ -448,15 +448,31 @@ def check_stores_disjoint(params: Params, source: Path | str | None = None) -> N
 
 
 def check_keys_outside_stores(params: Params, source: Path | str | None = None) -> None:
-    """No key file, audit anchor or its lock inside any region's store (after resolving links)."""
+    """Every key file, audit anchor and its lock lies outside every store (after resolving links), and
+    no two of them, nor two key variables, are shared: one region's secrets are its own."""
+    seen: dict[str, str] = {}
     for name, region in params.regions.items():
         keys = region.keys
         for where, path in (("pseudonym.file", keys.pseudonym.file), ("audit.file", keys.audit.file),
-                            ("audit.anchor", keys.audit.anchor), ("audit.anchor", Path(f"{keys.audit.anchor}.lock"))):
-            holder = store_holding(params, path) if path is not None else None
+                            ("audit.anchor", keys.audit.anchor), ("audit.anchor (its .lock)", Path(f"{keys.audit.anchor}.lock"))):
+            if path is None:
+                continue
+            holder = store_holding(params, path)
             if holder is not None:
                 raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} lies inside region {holder!r}'s "
                                   f"store {params.regions[holder].store}; keys and anchors must live outside every store")
+            real = os.path.realpath(path)
+            if real in seen:
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} is also {seen[real]}; "
+                                  "every key and anchor needs a file of its own")
+            seen[real] = f"regions.{name}.keys.{where}"
+        for where, variable in (("pseudonym.env", keys.pseudonym.env), ("audit.env", keys.audit.env)):
+            if variable is None:
+                continue
+            if f"${variable}" in seen:
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {variable} is also {seen[f'${variable}']}; "
+                                  "every key needs a variable of its own")
+            seen[f"${variable}"] = f"regions.{name}.keys.{where}"
 
 
 def _check_geofences(params: Params) -> None:

@@ -440,7 +440,8 @@ class AuditLog:
     # ---- reading -----------------------------------------------------------------------------
     def records(self) -> list[dict]:
         """Every record, parsed strictly (MACs are checked by :meth:`verify`)."""
-        return [self._record(raw, f"{self.path} line {n}") for n, raw in enumerate(self.file.lines(), start=1)]
+        with self._locked():  # no half-written last line
+            return [self._record(raw, f"{self.path} line {n}") for n, raw in enumerate(self.file.lines(), start=1)]
 
     def verify(self) -> int:
         """Check the whole chain and both heads; return the record count or raise one AuditError line."""

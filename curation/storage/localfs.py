@@ -60,20 +60,22 @@ class LocalRoot:
 
     # ---- walking -----------------------------------------------------------------------------
     def _refuse_link(self, parent: int, where: tuple[str, ...], error: OSError) -> None:
-        """Raise Refused when the name that failed to open is a link; otherwise re-raise the error."""
+        """Raise Refused when the name that failed to open is a link, a second name or a special file
+        (ELOOP, EEXIST, ENXIO...); otherwise re-raise the error."""
         try:
             info = os.stat(where[-1], dir_fd=parent, follow_symlinks=False)
         except OSError:
             raise error from None
-        if stat.S_ISLNK(info.st_mode):
-            try:
-                target = os.readlink(where[-1], dir_fd=parent)
-            except OSError:
-                target = None
-            if target is not None and not target.startswith("/"):
-                target = os.path.normpath(os.path.join(self.path, *where[:-1], target))
-            raise Refused(where, "a symbolic link (links are never followed)", target) from None
-        raise error
+        if not stat.S_ISLNK(info.st_mode):
+            self.check(where, info)
+            raise error
+        try:
+            target = os.readlink(where[-1], dir_fd=parent)
+        except OSError:
+            target = None
+        if target is not None and not target.startswith("/"):
+            target = os.path.normpath(os.path.join(self.path, *where[:-1], target))
+        raise Refused(where, "a symbolic link (links are never followed)", target) from None
 
     def folder(self, parts: tuple[str, ...], create: bool = False) -> int:
         """A new descriptor of the folder ``parts`` (created name by name when asked)."""
@@ -142,9 +144,9 @@ class LocalRoot:
         try:
             try:
                 fd = os.open(parts[-1], (flags & ~os.O_TRUNC) | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666, dir_fd=parent)
+            except FileNotFoundError:
+                raise
             except OSError as error:
-                if error.errno != errno.ELOOP:
-                    raise
                 self._refuse_link(parent, parts, error)
                 raise
         finally:

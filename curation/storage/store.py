@@ -32,6 +32,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import unicodedata
 from collections.abc import Iterator
 
 import fsspec
@@ -71,6 +72,36 @@ def _flags(mode: str) -> int:
     return access | {"r": 0, "w": os.O_CREAT | os.O_TRUNC, "a": os.O_CREAT | os.O_APPEND, "x": os.O_CREAT | os.O_EXCL}[kinds[0]]
 
 
+def _as_text(key):
+    """The exact str a key spells (``__fspath__`` called once, bytes decoded), or the key itself when it spells none.
+
+    A str subclass is copied to a plain str: its methods must not answer the guard's questions."""
+    try:
+        if isinstance(key, os.PathLike):
+            key = os.fspath(key)
+        if isinstance(key, (bytes, bytearray)):
+            key = os.fsdecode(bytes(key))
+        if isinstance(key, str) and type(key) is not str:
+            key = str.join("", [key])
+    except Exception:  # noqa: BLE001 - a hostile __fspath__ is refused like any other key
+        return _Unreadable(type(key).__name__)
+    return key
+
+
+class _Unreadable:
+    """A key whose ``__fspath__`` failed: described by its type only."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} whose __fspath__ failed>"
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 def _contains(outer: str, inner: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
@@ -85,7 +116,10 @@ def _ancestors(fd: int) -> set[tuple[int, int]]:
             if identity in seen:
                 return seen
             seen.add(identity)
-            parent = os.open("..", DIRECTORY, dir_fd=current)
+            try:
+                parent = os.open("..", DIRECTORY, dir_fd=current)
+            except OSError:  # an unreadable folder above: what was seen so far
+                return seen
             os.close(current)
             current = parent
     finally:
@@ -177,13 +211,6 @@ class RegionStore:
 
     def _parse(self, key) -> tuple[tuple[str, ...], str | None]:
         """(names under the root, None) or ((), why it is refused); never raises, whatever ``key`` is."""
-        try:
-            if isinstance(key, os.PathLike):
-                key = os.fspath(key)
-            if isinstance(key, (bytes, bytearray)):
-                key = os.fsdecode(bytes(key))
-        except Exception:  # noqa: BLE001 - a hostile __fspath__ is refused like any other key
-            return (), "a key that is not a path"
         if not isinstance(key, str):
             return (), f"a key that is not a path ({type(key).__name__})"
         if "\x00" in key:
@@ -224,16 +251,18 @@ class RegionStore:
                 return (), f"a name of {len(os.fsencode(part))} bytes (at most {MAX_NAME})"
         return parts, None
 
-    def _resolve(self, key, action: str, mutating: bool) -> tuple[str, ...]:
+    def _resolve(self, key, action: str, mutating: bool) -> tuple[tuple[str, ...], object]:
+        """(names under the root, the key as the text that was checked), or an audited refusal."""
+        key = _as_text(key)
         parts, why = self._parse(key)
         if why is None and mutating:
             if not parts:
                 why = "the store's root (it holds the audit log)"
-            elif parts[0] == AUDIT:
+            elif _folded(parts[0]) == AUDIT:  # also Audit, AUDIT, fullwidth...: folded as case-insensitive file systems do
                 why = "the region's audit log (append-only: only AuditLog writes there)"
         if why is not None:
             self._refuse(action, key, why)
-        return parts
+        return parts, key
 
     @contextlib.contextmanager
     def _guarded(self, action: str, key, **detail):
@@ -257,8 +286,14 @@ class RegionStore:
 
         Every existing name on the way and every member of a folder is checked at this moment;
         what changes after it is the library's to follow (README: what remains open)."""
-        parts = self._resolve(key, action, mutating=action in ("write", "move", "delete"))
+        parts, key = self._resolve(key, action, mutating=action in ("write", "move", "delete"))
         if self.local:
+            try:
+                now = os.stat(self._root)
+            except OSError:
+                now = None
+            if now is None or (now.st_dev, now.st_ino) != self._disk.identity or os.path.realpath(self._root) != self._root:
+                self._refuse(action, key, "a root moved or replaced since the store opened it (a library would follow the new one)")
             with self._guarded(action, key):
                 for depth in range(1, len(parts) + 1):
                     info = self._disk.lstat(parts[:depth])
@@ -298,7 +333,7 @@ class RegionStore:
         """A file object on the checked descriptor (local) or fsspec's (S3)."""
         writing = any(c in mode for c in "wax+")
         action = "write" if writing else "read"
-        parts = self._resolve(key, action, mutating=writing)
+        parts, key = self._resolve(key, action, mutating=writing)
         if not self.local:
             return self.fs.open(self._full(parts), mode)
         flags = _flags(mode)
@@ -309,7 +344,7 @@ class RegionStore:
         return open(fd, mode.replace("x", "w"))
 
     def read_bytes(self, key: str) -> bytes:
-        parts = self._resolve(key, "read", mutating=False)
+        parts, key = self._resolve(key, "read", mutating=False)
         if not self.local:
             return self.fs.cat_file(self._full(parts))
         if not parts:
@@ -323,24 +358,24 @@ class RegionStore:
         return self.read_bytes(key).decode()
 
     def _stat(self, key, action: str = "read") -> os.stat_result | None:
-        parts = self._resolve(key, action, mutating=False)
+        parts, key = self._resolve(key, action, mutating=False)
         with self._guarded(action, key):
             return self._disk.lstat(parts)
 
     def exists(self, key: str) -> bool:
         if not self.local:
-            return self.fs.exists(self._full(self._resolve(key, "read", mutating=False)))
+            return self.fs.exists(self._full(self._resolve(key, "read", mutating=False)[0]))
         return self._stat(key) is not None
 
     def isdir(self, key: str) -> bool:
         if not self.local:
-            return self.fs.isdir(self._full(self._resolve(key, "read", mutating=False)))
+            return self.fs.isdir(self._full(self._resolve(key, "read", mutating=False)[0]))
         info = self._stat(key)
         return info is not None and stat.S_ISDIR(info.st_mode)
 
     def size(self, key: str) -> int:
         if not self.local:
-            return self.fs.size(self._full(self._resolve(key, "read", mutating=False)))
+            return self.fs.size(self._full(self._resolve(key, "read", mutating=False)[0]))
         info = self._stat(key)
         if info is None:
             raise FileNotFoundError(f"{self.root}: no {describe(key)!r}")
@@ -354,7 +389,7 @@ class RegionStore:
         return digest.hexdigest()
 
     def _members(self, prefix, recursive: bool) -> list[str]:
-        parts = self._resolve(prefix or ".", "list", mutating=False)
+        parts, prefix = self._resolve(prefix, "list", mutating=False)
         if not self.local:
             top = self._full(parts)
             if not self.fs.exists(top):
@@ -386,7 +421,7 @@ class RegionStore:
         """Write atomically (temporary name, then rename); return the sha256 of the data."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_bytes takes bytes, not {type(data).__name__}")
-        parts = self._resolve(key, "write", mutating=True)
+        parts, key = self._resolve(key, "write", mutating=True)
         if self.local:
             with self._guarded("write", key):
                 self._disk.write(parts, data)
@@ -400,13 +435,13 @@ class RegionStore:
         return self.write_bytes(key, text.encode())
 
     def _transfer(self, action: str, src: str, dst: str, to: RegionStore | None) -> None:
-        source = self._resolve(src, action, mutating=action == "move")
+        source, src = self._resolve(src, action, mutating=action == "move")
         target = self if to is None else to
         if not isinstance(target, RegionStore) or target.region != self.region or target._root != self._root:
             where = target.region if isinstance(target, RegionStore) else describe(target)
             reached = f"region {target.region!r}" if isinstance(target, RegionStore) else "something that is not a region's store"
             self._refuse(action, f"{describe(dst)} -> {where}", reached)
-        destination = self._resolve(dst, action, mutating=True)
+        destination, dst = self._resolve(dst, action, mutating=True)
 
         def record():
             self.audit.append(self.actor, action, describe(src), None, to=describe(dst))
@@ -434,7 +469,7 @@ class RegionStore:
 
         A copy, not a hard link: a file with two names is what the guard refuses, since the
         other name of a hard link may lie in another region."""
-        source, destination = self._resolve(src, "copy", mutating=False), self._resolve(dst, "write", mutating=True)
+        (source, src), (destination, dst) = self._resolve(src, "copy", mutating=False), self._resolve(dst, "write", mutating=True)
         if not self.local:
             full = self._full(destination)
             if not self.fs.exists(full):
@@ -447,7 +482,7 @@ class RegionStore:
 
     def delete(self, key: str, reason: str = "") -> None:
         """Delete a file or folder; recorded in the audit log first (retention is a legal duty)."""
-        parts = self._resolve(key, "delete", mutating=True)
+        parts, key = self._resolve(key, "delete", mutating=True)
 
         def record(digest: str | None, files: int) -> None:
             extra = {} if digest is not None else {"files": files}
