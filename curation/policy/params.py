@@ -459,8 +459,8 @@ def check_keys_outside_stores(params: Params, source: Path | str | None = None) 
                 continue
             holder = store_holding(params, path)
             if holder is not None:
-                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} lies inside region {holder!r}'s "
-                                  f"store {params.regions[holder].store}; keys and anchors must live outside every store")
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} lies inside the store of region {holder!r} "
+                                  f"({params.regions[holder].store}); keys and anchors must live outside every store")
             real = os.path.realpath(path)
             if real in seen:
                 raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} is also {seen[real]}; "

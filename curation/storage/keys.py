@@ -84,7 +84,7 @@ def _parse(text: str, origin: str, name: str) -> tuple[bytes, ...]:
 def _check_place(params: Params, region: str, name: str, path: Path) -> None:
     holder = store_holding(params, path)
     if holder is not None:
-        raise PolicyError(f"{path}: regions.{region}.keys.{name}: the key file lies inside region {holder!r}'s store; "
+        raise PolicyError(f"{path}: regions.{region}.keys.{name}: the key file lies inside the store of region {holder!r}; "
                           "keys must live outside every store")
 
 
