@@ -171,6 +171,8 @@ class LocalFile:
             return None
         except Refused as refused:
             raise self._refused(refused) from None
+        except OSError as error:  # audit/ made a file, a folder where the log should be...
+            raise AuditError(f"{self.path}: cannot be opened ({error.strerror or error}); the audit log must be a plain file of the store") from None
 
     def read(self) -> bytes | None:
         fd = self._open(os.O_RDONLY)
@@ -277,11 +279,14 @@ class AuditLog:
     @contextlib.contextmanager
     def _locked(self):
         """Threads of this process, then processes (flock on a file beside the anchor, outside the store)."""
+        if self._lock_pid != os.getpid():
+            # First use, or a forked child: it must not share its parent's lock description (flock
+            # would not exclude the two) nor a thread lock some parent thread may hold forever.
+            self._thread_lock = threading.RLock()
+            self.anchor_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock_fd = os.open(f"{self.anchor_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._lock_pid = os.getpid()
         with self._thread_lock:
-            if self._lock_pid != os.getpid():  # a forked child must not share its parent's lock description
-                self.anchor_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._lock_fd = os.open(f"{self.anchor_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._lock_pid = os.getpid()
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
                 yield
@@ -445,6 +450,12 @@ class AuditLog:
 
     def verify(self) -> int:
         """Check the whole chain and both heads; return the record count or raise one AuditError line."""
+        try:
+            return self._verify()
+        except OSError as error:
+            raise AuditError(f"{self.path}: cannot be checked ({error.strerror or error})") from None
+
+    def _verify(self) -> int:
         with self._locked():
             ring = self._keyring()
             previous: dict | None = None

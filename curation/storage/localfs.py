@@ -162,35 +162,72 @@ class LocalRoot:
             os.close(fd)
             raise
 
-    def scan(self, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], os.stat_result]]:
-        """Every member under the folder ``parts`` (files and folders), each checked; never follows links."""
+    def scan(self, parts: tuple[str, ...], own_names: bool = False) -> Iterator[tuple[tuple[str, ...], os.stat_result]]:
+        """Every member under the folder ``parts`` (files and folders), each checked; never follows links.
+
+        Members that vanish while the scan runs are skipped. With ``own_names`` a file with several
+        names passes when all of them lie inside the scanned folder (LanceDB's object store commits by
+        linking a staging name to the final one, for an instant); it is checked once the scan is done."""
         fd = self.folder(parts)
+        shared: dict[tuple[int, int], list[tuple[str, ...]]] = {}
         try:
-            yield from self._scan(fd, parts)
+            yield from self._scan(fd, parts, shared if own_names else None)
         finally:
             os.close(fd)
+        for names in shared.values():
+            self._all_names_inside(names)
+
+    def _all_names_inside(self, names: list[tuple[str, ...]]) -> None:
+        """Refuse unless the names found account for every name the file has (each looked at again now)."""
+        groups: dict[tuple[int, int], list[tuple[tuple[str, ...], os.stat_result]]] = {}
+        for where in names:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                parent = self.folder(where[:-1])
+                try:
+                    info = os.stat(where[-1], dir_fd=parent, follow_symlinks=False)
+                finally:
+                    os.close(parent)
+                groups.setdefault((info.st_dev, info.st_ino), []).append((where, info))
+        for group in groups.values():
+            where, info = group[0]
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > len(group):
+                self.check(where, info)  # a name outside the folder (or no longer a plain file): refused
 
     def children(self, parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], os.stat_result]]:
-        """The direct members of the folder ``parts``, each checked."""
+        """The direct members of the folder ``parts``, each checked (members that vanish are skipped)."""
         fd = self.folder(parts)
         try:
             with os.scandir(fd) as entries:
                 found = sorted(entries, key=lambda e: e.name)
-            return [((*parts, e.name), self.check((*parts, e.name), e.stat(follow_symlinks=False))) for e in found]
+            members = []
+            for entry in found:
+                with contextlib.suppress(FileNotFoundError):
+                    members.append(((*parts, entry.name), self.check((*parts, entry.name), entry.stat(follow_symlinks=False))))
+            return members
         finally:
             os.close(fd)
 
-    def _scan(self, fd: int, parts: tuple[str, ...]):
+    def _scan(self, fd: int, parts: tuple[str, ...], shared: dict | None = None):
         with os.scandir(fd) as entries:
             children = sorted(entries, key=lambda e: e.name)
         for entry in children:
             where = (*parts, entry.name)
-            info = self.check(where, entry.stat(follow_symlinks=False))
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if shared is not None and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                shared.setdefault((info.st_dev, info.st_ino), []).append(where)
+            else:
+                self.check(where, info)
             yield where, info
             if stat.S_ISDIR(info.st_mode):
-                child = self._open_folder(fd, where)
                 try:
-                    yield from self._scan(child, where)
+                    child = self._open_folder(fd, where)
+                except FileNotFoundError:
+                    continue
+                try:
+                    yield from self._scan(child, where, shared)
                 finally:
                     os.close(child)
 

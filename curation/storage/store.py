@@ -287,6 +287,8 @@ class RegionStore:
         Every existing name on the way and every member of a folder is checked at this moment;
         what changes after it is the library's to follow (README: what remains open)."""
         parts, key = self._resolve(key, action, mutating=action in ("write", "move", "delete"))
+        if parts and _folded(parts[0]) == AUDIT:  # a library given this path could write there
+            self._refuse(action, key, "the region's audit log (append-only: only AuditLog writes there)")
         if self.local:
             try:
                 now = os.stat(self._root)
@@ -300,7 +302,7 @@ class RegionStore:
                     if info is None or not stat.S_ISDIR(info.st_mode):
                         break
                 else:
-                    for _ in self._disk.scan(parts):
+                    for _ in self._disk.scan(parts, own_names=True):
                         pass
         return self._full(parts)
 

@@ -279,7 +279,8 @@ def test_store_methods_cannot_touch_the_audit_folder(tmp_path):
                  "AUDIT", "ａｕｄｉｔ/log.jsonl", "", ".", "/", f"{store.root}", "data/.."]
     attempts = [lambda k: store.write_bytes(k, b"x"), lambda k: store.write_text(k, "x"), lambda k: store.delete(k),
                 lambda k: store.open(k, "ab"), lambda k: store.open(k, "wb"), lambda k: store.open(k, "r+b"),
-                lambda k: store.move(k, "elsewhere"), lambda k: store.copy("landing/x", k), lambda k: store.link("landing/x", k)]
+                lambda k: store.move(k, "elsewhere"), lambda k: store.copy("landing/x", k), lambda k: store.link("landing/x", k),
+                lambda k: store.path(k, "write")]
     store.write_bytes("landing/x", b"x")
     refused = 0
     for key in spellings:
@@ -287,6 +288,10 @@ def test_store_methods_cannot_touch_the_audit_folder(tmp_path):
             with pytest.raises(ResidencyViolation):
                 attempt(key)
             refused += 1
+    for key in spellings[:14]:  # the audit folder itself: no library is handed its path either
+        with pytest.raises(ResidencyViolation):
+            store.uri(key)
+        refused += 1
     assert {p.name: p.read_bytes() for p in Path(store.audit.path).parent.iterdir() if p.name != "log.jsonl" and p.name != "head.json"} == \
         {k: v for k, v in before.items() if k not in ("log.jsonl", "head.json")}
     assert store.audit.verify() == 6 + refused
