@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 import fsspec
 
-from curation.errors import PolicyError, ResidencyViolation
+from curation.errors import AuditError, PolicyError, ResidencyViolation, UnrecordedRefusal
 from curation.policy.params import Params, RegionPolicy, check_keys_outside_stores, check_stores_disjoint
 from curation.storage.audit import AuditLog, LocalFile, ObjectFile, describe
 from curation.storage.keys import OLD_SECRETS
@@ -206,7 +206,10 @@ class RegionStore:
 
     def _refuse(self, action: str, key, owner: str, **detail):
         target = describe(key)
-        self.audit.append(self.actor, "refused", target, None, attempted=action, reached=owner, **detail)
+        try:
+            self.audit.append(self.actor, "refused", target, None, attempted=action, reached=owner, **detail)
+        except AuditError as error:
+            raise UnrecordedRefusal(self.region, owner, action, target, str(error)) from None
         raise ResidencyViolation(self.region, owner, action, target)
 
     def _parse(self, key) -> tuple[tuple[str, ...], str | None]:
