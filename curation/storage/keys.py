@@ -157,7 +157,8 @@ def pseudonym_key(store) -> bytes:
     params, region = store.params, store.region
     ring = load(params, region, "pseudonym")
     if ring is None:
-        earlier = [r for r in store.audit.records() if r["action"] == "create_key" and r["detail"].get("key") == "pseudonym"]
+        history = getattr(store.audit, "records", None)  # an engine worker's audit only collects, its parent checks
+        earlier = [r for r in (history() if history else []) if r["action"] == "create_key" and r["detail"].get("key") == "pseudonym"]
         if earlier:
             raise PolicyError(f"{_source(params, region, 'pseudonym').file}: regions.{region}.keys.pseudonym: the key file is "
                               f"missing, but audit record {earlier[-1]['seq']} created it; restore it (README: Keys)")

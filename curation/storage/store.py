@@ -439,6 +439,15 @@ class RegionStore:
     def write_text(self, key: str, text: str) -> str:
         return self.write_bytes(key, text.encode())
 
+    def makedirs(self, key: str) -> None:
+        """Make a folder and its parents inside the region, name by name (no link followed on the way)."""
+        parts, key = self._resolve(key, "write", mutating=True)
+        if not self.local:
+            self.fs.makedirs(self._full(parts), exist_ok=True)
+            return
+        with self._guarded("write", key):
+            os.close(self._disk.folder(parts, create=True))
+
     def _transfer(self, action: str, src: str, dst: str, to: RegionStore | None) -> None:
         source, src = self._resolve(src, action, mutating=action == "move")
         target = self if to is None else to

@@ -164,7 +164,7 @@ def _methods():
         "copy_from": lambda s, k: s.copy(k, f"sink/c{next(counter)}"), "copy_to": lambda s, k: s.copy(fresh(s), k),
         "move_from": lambda s, k: s.move(k, f"sink/m{next(counter)}"), "move_to": lambda s, k: s.move(fresh(s), k),
         "link_from": lambda s, k: s.link(k, f"sink/l{next(counter)}"), "link_to": lambda s, k: s.link(fresh(s), k),
-        "delete": lambda s, k: s.delete(k, reason="test"), "path": lambda s, k: s.path(k), "uri": lambda s, k: s.uri(k),
+        "delete": lambda s, k: s.delete(k, reason="test"), "makedirs": lambda s, k: s.makedirs(k), "path": lambda s, k: s.path(k), "uri": lambda s, k: s.uri(k),
     }
 
 
