@@ -25,6 +25,7 @@ __all__ = ["LocalRoot", "Refused"]
 
 DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1 << 20
+MAX_DEPTH = 256  # folders nested deeper than this (an attacker's, not a store's) are refused, not recursed into
 
 
 class Refused(Exception):
@@ -208,6 +209,7 @@ class LocalRoot:
             os.close(fd)
 
     def _scan(self, fd: int, parts: tuple[str, ...], shared: dict | None = None):
+        _deep(parts)
         with os.scandir(fd) as entries:
             children = sorted(entries, key=lambda e: e.name)
         for entry in children:
@@ -233,7 +235,9 @@ class LocalRoot:
 
     # ---- changing ----------------------------------------------------------------------------
     def write(self, parts: tuple[str, ...], data) -> None:
-        """Write atomically: a temporary name in the same folder, then a rename over the name."""
+        """Write atomically: a temporary name in the same folder, then a rename over the name.
+
+        The name is checked afterwards to be the file written (not something put in its place)."""
         parent = self.folder(parts[:-1], create=True)
         try:
             self._refuse_existing_link(parent, parts)
@@ -242,11 +246,25 @@ class LocalRoot:
             try:
                 with open(fd, "wb", closefd=False) as handle:
                     handle.write(data)
+                self._commit(parent, temporary, parent, parts[-1])
+                self._same(parent, parts, os.fstat(fd))
             finally:
                 os.close(fd)
-            self._commit(parent, temporary, parent, parts[-1])
         finally:
             os.close(parent)
+
+    @staticmethod
+    def _same(parent: int, parts: tuple[str, ...], ours: os.stat_result) -> None:
+        """Refuse (and take away) what a rename put in place when it is not the file this store made."""
+        try:
+            there = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            raise Refused(parts, "removed while being written") from None
+        if _identity(there) != _identity(ours):
+            if not stat.S_ISDIR(there.st_mode):
+                with contextlib.suppress(OSError):
+                    os.unlink(parts[-1], dir_fd=parent)
+            raise Refused(parts, "replaced while being written")
 
     def _refuse_existing_link(self, parent: int, parts: tuple[str, ...]) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -283,6 +301,7 @@ class LocalRoot:
                     try:
                         target = self._open_folder(parent, (*dst[:-1], temporary))
                         try:
+                            made = os.fstat(target)
                             self._copy_folder(source, target, src)
                         finally:
                             os.close(target)
@@ -294,7 +313,7 @@ class LocalRoot:
             else:
                 source = self.open(src, os.O_RDONLY)
                 try:
-                    self._copy_file(source, parent, temporary)
+                    made = self._copy_file(source, parent, temporary)
                 finally:
                     os.close(source)
             try:
@@ -303,20 +322,24 @@ class LocalRoot:
                 _remove(parent, temporary)
                 raise
             self._commit(parent, temporary, parent, dst[-1])
+            self._same(parent, dst, made)
         finally:
             os.close(parent)
 
-    def _copy_file(self, source: int, parent: int, name: str) -> None:
+    def _copy_file(self, source: int, parent: int, name: str) -> os.stat_result:
+        """A new file ``name`` holding the bytes of ``source``; returns its status (who it is)."""
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=parent)
         try:
             _copy_bytes(source, target)
+            return os.fstat(target)
         except BaseException:
-            os.close(target)
             _remove(parent, name)
             raise
-        os.close(target)
+        finally:
+            os.close(target)
 
     def _copy_folder(self, source: int, target: int, parts: tuple[str, ...]) -> None:
+        _deep(parts)
         with os.scandir(source) as entries:
             children = list(entries)
         for entry in children:
@@ -409,6 +432,11 @@ class LocalRoot:
             return digest.hexdigest()
         finally:
             os.close(fd)
+
+
+def _deep(parts: tuple[str, ...]) -> None:
+    if len(parts) > MAX_DEPTH:
+        raise Refused(parts, f"folders nested deeper than {MAX_DEPTH} levels")
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:

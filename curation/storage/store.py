@@ -99,7 +99,10 @@ class _Unreadable:
 
 
 def _folded(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).casefold()
+    """A name as case-insensitive file systems compare it: NFKC, case folded, without format characters
+    (HFS+ ignores zero-width ones) or trailing dots and spaces (Windows drops those)."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf").rstrip(". ")
 
 
 def _contains(outer: str, inner: str) -> bool:

@@ -361,3 +361,15 @@ def test_a_library_path_is_refused_once_the_root_is_replaced(tmp_path):
     assert cn.read_bytes("catalog/x") == b"1"  # descriptors follow the folder, not its old name
     with pytest.raises(ResidencyViolation, match="moved or replaced"):
         cn.uri("catalog")
+
+
+def test_folders_nested_past_any_store_layout_are_refused_not_recursed(world):
+    _, cn, _ = world
+    deep = Path(cn.root, "landing", *["d"] * 300)
+    deep.mkdir(parents=True)
+    (deep / "x.bin").write_bytes(CN_BYTES)
+    for operation in (lambda: list(cn.walk("landing")), lambda: cn.copy("landing/d", "copy"), lambda: cn.delete("landing/d"),
+                      lambda: cn.uri("landing")):
+        with pytest.raises(ResidencyViolation, match="nested deeper than 256 levels"):
+            operation()
+    assert (deep / "x.bin").read_bytes() == CN_BYTES and not cn.exists("copy")
