@@ -59,7 +59,7 @@ def describe(value) -> str:
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
         if isinstance(value, str):
-            text = value
+            text = str.join("", [value])  # a plain copy: a str subclass's methods must not write the record
         elif isinstance(value, (bytes, bytearray, memoryview)):
             text = repr(bytes(value[: LONGEST_TEXT + 1]))
         else:
@@ -77,7 +77,7 @@ def _plain(value, depth: int = 0):
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return str.join("", [value]).encode("utf-8", "backslashreplace").decode("utf-8")
     if depth < 16 and isinstance(value, dict):
         return {describe(k): _plain(v, depth + 1) for k, v in value.items()}
     if depth < 16 and isinstance(value, (list, tuple)):
