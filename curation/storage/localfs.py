@@ -63,12 +63,17 @@ class LocalRoot:
     def _refuse_link(self, parent: int, where: tuple[str, ...], error: OSError) -> None:
         """Raise Refused when the name that failed to open is a link, a second name or a special file
         (ELOOP, EEXIST, ENXIO...); otherwise re-raise the error."""
+        was_link = error.errno == errno.ELOOP  # with O_NOFOLLOW on one name: it was a link when opened
         try:
             info = os.stat(where[-1], dir_fd=parent, follow_symlinks=False)
         except OSError:
+            if was_link:
+                raise Refused(where, "a symbolic link (links are never followed)") from None
             raise error from None
         if not stat.S_ISLNK(info.st_mode):
             self.check(where, info)
+            if was_link:  # swapped back since: refused all the same
+                raise Refused(where, "a symbolic link (links are never followed)")
             raise error
         try:
             target = os.readlink(where[-1], dir_fd=parent)
@@ -150,18 +155,35 @@ class LocalRoot:
             except OSError as error:
                 self._refuse_link(parent, parts, error)
                 raise
+            try:
+                info = self.pin(parent, parts, fd)
+                if stat.S_ISDIR(info.st_mode):
+                    raise IsADirectoryError(errno.EISDIR, "is a folder", "/".join(parts))
+                if truncate:
+                    os.ftruncate(fd, 0)
+                return fd
+            except BaseException:
+                os.close(fd)
+                raise
         finally:
             os.close(parent)
-        try:
-            info = self.check(parts, os.fstat(fd))
-            if stat.S_ISDIR(info.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a folder", "/".join(parts))
-            if truncate:
-                os.ftruncate(fd, 0)
-            return fd
-        except BaseException:
-            os.close(fd)
-            raise
+
+    def pin(self, parent: int, parts: tuple[str, ...], fd: int) -> os.stat_result:
+        """Check what ``fd`` opened, and that the name still leads to it with no other name.
+
+        The link count of an open file is not enough: a hard link to another region's file, put
+        under this name and then replaced, leaves the descriptor on that file with one name left,
+        the other region's. So the name is looked at again after the open: the same file, one name."""
+        info = self.check(parts, os.fstat(fd))
+        if stat.S_ISREG(info.st_mode):
+            try:
+                there = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                raise Refused(parts, "replaced while being opened") from None
+            if _identity(there) != _identity(info):
+                raise Refused(parts, "replaced while being opened")
+            self.check(parts, there)
+        return info
 
     def scan(self, parts: tuple[str, ...], own_names: bool = False) -> Iterator[tuple[tuple[str, ...], os.stat_result]]:
         """Every member under the folder ``parts`` (files and folders), each checked; never follows links.
@@ -354,9 +376,13 @@ class LocalRoot:
                     os.close(child)
                     os.close(copy)
             else:
-                fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=source)
                 try:
-                    if not stat.S_ISREG(self.check(where, os.fstat(fd)).st_mode):
+                    fd = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=source)
+                except OSError as error:
+                    self._refuse_link(source, where, error)
+                    raise
+                try:
+                    if not stat.S_ISREG(self.pin(source, where, fd).st_mode):
                         raise Refused(where, "changed while copying")
                     self._copy_file(fd, target, entry.name)
                 finally:
@@ -425,7 +451,7 @@ class LocalRoot:
 
         fd = os.open(aside, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
         try:
-            self.check(parts, os.fstat(fd))
+            self.pin(parent, (*parts[:-1], aside), fd)
             digest = hashlib.sha256()
             while chunk := os.read(fd, CHUNK):
                 digest.update(chunk)

@@ -373,3 +373,42 @@ def test_folders_nested_past_any_store_layout_are_refused_not_recursed(world):
         with pytest.raises(ResidencyViolation, match="nested deeper than 256 levels"):
             operation()
     assert (deep / "x.bin").read_bytes() == CN_BYTES and not cn.exists("copy")
+
+
+def test_swapping_a_file_for_a_hard_link_or_a_link_into_eu_during_reads_never_reaches_eu(world):
+    _, cn, eu = world
+    root, target = Path(cn.root) / "landing", Path(eu.root) / "landing" / "eu-only-secret.bin"
+    done, seen = threading.Event(), {"cn": 0, "refused": 0, "missing": 0}
+
+    def swap():
+        try:
+            for i in range(1000):
+                (os.link if i % 2 else os.symlink)(target, root / "planted")
+                os.replace(root / "planted", root / "x.bin")  # the name now leads to eu's file
+                (root / "own").write_bytes(CN_BYTES)
+                os.replace(root / "own", root / "x.bin")
+        finally:
+            done.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        swapper = threading.Thread(target=swap)
+        swapper.start()
+        for i in range(20000):
+            if done.is_set():
+                break
+            try:
+                data = (cn.read_bytes, cn.sha256, lambda k: cn.open(k, "r+b").close())[i % 3]("landing/x.bin")
+            except ResidencyViolation:
+                seen["refused"] += 1
+            except FileNotFoundError:
+                seen["missing"] += 1
+            else:
+                assert data is None or data == CN_BYTES or data == hashlib.sha256(CN_BYTES).hexdigest()
+                seen["cn"] += 1
+        swapper.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert seen["cn"] > 0 and seen["refused"] > 0, seen
+    assert target.read_bytes() == SECRET
