@@ -427,9 +427,9 @@ class RegionStore:
     # ---- writing ---------------------------------------------------------------------------
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write atomically (temporary name, then rename); return the sha256 of the data."""
+        parts, key = self._resolve(key, "write", mutating=True)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"write_bytes takes bytes, not {type(data).__name__}")
-        parts, key = self._resolve(key, "write", mutating=True)
         if self.local:
             with self._guarded("write", key):
                 self._disk.write(parts, data)
@@ -440,6 +440,7 @@ class RegionStore:
         return hashlib.sha256(data).hexdigest()
 
     def write_text(self, key: str, text: str) -> str:
+        _, key = self._resolve(key, "write", mutating=True)  # a refused key is refused before the text is looked at
         return self.write_bytes(key, text.encode())
 
     def makedirs(self, key: str) -> None:
