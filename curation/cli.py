@@ -51,7 +51,10 @@ def policy_check(
 
 @audit_app.command("verify")
 def audit_verify(region: str = typer.Option(..., "--region", "-r", help="Region whose log to verify."), params: Path = PARAMS):
-    """Re-hash the region's audit log; exit 1 naming the first edited, missing or inserted line."""
+    """Check the region's MAC chain and both heads (audit/head.json and the anchor beside the key).
+
+    Exit 1 with one line naming the first edited, deleted, inserted, forged or malformed line, a
+    cut-off tail or a missing head; needs the region's audit key (regions.R.keys.audit)."""
     from curation.policy.params import load_params
     from curation.storage.store import RegionStore
 

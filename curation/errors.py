@@ -47,3 +47,13 @@ class LabelError(CurationError):
     not the COCO or TuSimple document it claims to be; the message names the file."""
 
     exit_code = 2
+
+
+class UnrecordedRefusal(ResidencyViolation, AuditError):
+    """A crossing refused all the same, but its audit record could not be written (the log is broken).
+
+    Both a ResidencyViolation and an AuditError: whoever catches either sees it."""
+
+    def __init__(self, region: str, other: str, action: str, target: str, why: str):
+        super().__init__(region, other, action, target)
+        self.args = (f"{self.args[0]}; its audit record could not be written: {why}",)

@@ -22,10 +22,11 @@ def test_audit_verify_cli(tmp_path):
     for i in range(3):
         store.audit.append("t", "ingest", f"c{i}")
     ok = _cli("audit", "verify", "--region", "cn", cwd=tmp_path)
-    assert ok.returncode == 0 and "3 records" in ok.stdout
+    assert ok.returncode == 0 and "4 records" in ok.stdout  # the audit key's creation, then three
     text = open(store.audit.path).read().replace('"c1"', '"cX"')
     open(store.audit.path, "w").write(text)
     bad = _cli("audit", "verify", "--region", "cn", cwd=tmp_path)
-    assert bad.returncode == 1 and "line 2: hash mismatch" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 1 and "line 3: MAC mismatch" in bad.stderr and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
     unknown = _cli("audit", "verify", "--region", "xx", cwd=tmp_path)
     assert unknown.returncode == 2 and "no region 'xx'" in unknown.stderr

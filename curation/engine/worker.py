@@ -87,7 +87,7 @@ class Worker:
         self.store = RegionStore(Params.model_validate(spec.params), spec.region, actor=spec.actor)
         self.audit = self.store.audit = PendingAudit(f"{socket.gethostname()}:{os.getpid()}")
         self.stage = spec.stage
-        self.store.fs.makedirs(self.store.path(f"tmp/{self.stage.name}", "write"), exist_ok=True)
+        self.store.makedirs(f"tmp/{self.stage.name}")
         self.stage.setup(self.store)
 
     def __call__(self, task: Task) -> Result:

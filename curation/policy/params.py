@@ -16,6 +16,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from curation.errors import PolicyError
 from curation.policy.zones import Zones, load_zones
 
-__all__ = ["EngineParams", "Params", "RegionPolicy", "load_params"]
+__all__ = ["EngineParams", "Params", "RegionPolicy", "load_params", "store_holding"]
 
 RegionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -51,6 +53,53 @@ class S3Access(Strict):
     key_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
     region_name: str = "us-east-1"
+
+
+class KeySource(Strict):
+    """Where one per-region secret comes from (read by curation/storage/keys.py, never stored in a store).
+
+    ``env`` wins when that variable is set (hex keys, newest first, separated by commas); otherwise
+    ``file`` (hex keys, one a line, newest first). With ``create`` the file is made on first use
+    (mode 0600, recorded in the audit log): the embedded default. A deployment sets it false, so a
+    lost key stops the platform instead of silently starting a new one.
+    """
+
+    env: EnvName | None = None
+    file: Path | None = None
+    create: bool = True
+
+    _resolve_file = field_validator("file", mode="before")(_resolve)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> "KeySource":
+        if self.env is None and self.file is None:
+            raise ValueError("name an environment variable (env) or a key file (file)")
+        return self
+
+
+class AuditKeySource(KeySource):
+    """The audit MAC key, and where the log's head is anchored (outside the store; a lock file beside it)."""
+
+    anchor: Path
+
+    _resolve_anchor = field_validator("anchor", mode="before")(_resolve)
+
+
+class RegionKeys(Strict):
+    pseudonym: KeySource
+    audit: AuditKeySource
+
+
+def default_keys(region: str, keys: Any) -> Any:
+    """regions.R.keys with what it leaves out filled in: env CURATION_<R>_<NAME>_KEY, files in keys/<R>/."""
+    if keys is None:
+        keys = {}
+    if not isinstance(keys, dict):
+        return keys
+    folder, prefix = f"keys/{region}", f"CURATION_{region.upper()}"
+    defaults = {"pseudonym": {"env": f"{prefix}_PSEUDONYM_KEY", "file": f"{folder}/pseudonym.key"},
+                "audit": {"env": f"{prefix}_AUDIT_KEY", "file": f"{folder}/audit.key", "anchor": f"{folder}/audit.head"}}
+    return {**defaults, **keys}
 
 
 class RedactPolicy(Strict):
@@ -91,6 +140,7 @@ class RegionPolicy(Strict):
 
     store: str
     s3: S3Access | None = None
+    keys: RegionKeys  # filled in by default_keys when params.yaml leaves it out
     dvc_remote: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     boundary: Path
     locale: Locale
@@ -123,11 +173,11 @@ class RegionPolicy(Strict):
 
     @functools.cached_property
     def version(self) -> str:
-        """Content hash of the region's rules. Where data lives (store, s3, remote) and what its streets
+        """Content hash of the region's rules. Where data and keys live (store, s3, remote, keys) and what its streets
         look like (locale, for the simulator) are not rules, and
         zone and boundary files count by their content, not their path: moving a checkout, or a
         store, keeps the version; editing any rule or polygon changes it."""
-        rules = self.model_dump(mode="json", exclude={"store", "s3", "dvc_remote", "locale", "boundary", "restricted_zones"})
+        rules = self.model_dump(mode="json", exclude={"store", "s3", "dvc_remote", "keys", "locale", "boundary", "restricted_zones"})
         rules["restricted_zones"] = {**self.restricted_zones.model_dump(mode="json", exclude={"file"}),
                                      "file_sha256": hashlib.sha256(self.restricted_zones.file.read_bytes()).hexdigest()}
         rules["boundary_sha256"] = hashlib.sha256(self.boundary.read_bytes()).hexdigest()
@@ -340,6 +390,15 @@ class Params(Strict):
     engine: EngineParams = EngineParams()
     source: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_every_region(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("regions"), dict):
+            regions = {name: {**region, "keys": default_keys(str(name), region.get("keys"))} if isinstance(region, dict) else region
+                       for name, region in data["regions"].items()}
+            data = {**data, "regions": regions}
+        return data
+
     def region(self, name: str) -> RegionPolicy:
         try:
             return self.regions[name]
@@ -381,24 +440,76 @@ def _explain(error: ValidationError, source: Path) -> str:
     return f"{source}: {key}: {message}{more}"
 
 
-def _check_stores_disjoint(params: Params, source: Path) -> None:
-    def contains(outer: str, inner: str) -> bool:
-        return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+def _real(store: str) -> str:
+    """A local store's folder after resolving every link that exists now; s3 stores as bucket/prefix."""
+    return store.rstrip("/") if store.startswith("s3://") else os.path.realpath(store)
 
+
+def _contains(outer: str, inner: str) -> bool:
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
+def _shown(store: str) -> str:
+    real = _real(store)
+    return store if real == store.rstrip("/") else f"{store} (resolved: {real})"
+
+
+def store_holding(params: Params, path: str | Path) -> str | None:
+    """The region whose local store holds ``path`` once links are resolved (or None)."""
+    real = os.path.realpath(path)
+    for name, region in params.regions.items():
+        if not region.is_s3 and _contains(_real(region.store), real):
+            return name
+    return None
+
+
+def check_stores_disjoint(params: Params, source: Path | str | None = None) -> None:
+    """Every region's store is its own: no alias (a link to another's folder) and no nesting.
+
+    Compared after resolving links, so it also runs when a store is opened (links made later count)."""
     names = sorted(params.regions)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             store_a, store_b = params.regions[a].store, params.regions[b].store
-            if contains(store_a, store_b) or contains(store_b, store_a):
+            real_a, real_b = _real(store_a), _real(store_b)
+            if _contains(real_a, real_b) or _contains(real_b, real_a):
                 raise PolicyError(
-                    f"{source}: regions.{b}.store: {store_b} overlaps regions.{a}.store {store_a}; "
+                    f"{source or params.source}: regions.{b}.store: {_shown(store_b)} overlaps regions.{a}.store {_shown(store_a)}; "
                     "every region needs a store of its own"
                 )
             if params.regions[a].dvc_remote == params.regions[b].dvc_remote:
                 raise PolicyError(
-                    f"{source}: regions.{b}.dvc_remote: {params.regions[b].dvc_remote!r} is also "
+                    f"{source or params.source}: regions.{b}.dvc_remote: {params.regions[b].dvc_remote!r} is also "
                     f"regions.{a}.dvc_remote; every region needs a remote of its own"
                 )
+
+
+def check_keys_outside_stores(params: Params, source: Path | str | None = None) -> None:
+    """Every key file, audit anchor and its lock lies outside every store (after resolving links), and
+    no two of them, nor two key variables, are shared: one region's secrets are its own."""
+    seen: dict[str, str] = {}
+    for name, region in params.regions.items():
+        keys = region.keys
+        for where, path in (("pseudonym.file", keys.pseudonym.file), ("audit.file", keys.audit.file),
+                            ("audit.anchor", keys.audit.anchor), ("audit.anchor (its .lock)", Path(f"{keys.audit.anchor}.lock"))):
+            if path is None:
+                continue
+            holder = store_holding(params, path)
+            if holder is not None:
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} lies inside the store of region {holder!r} "
+                                  f"({params.regions[holder].store}); keys and anchors must live outside every store")
+            real = os.path.realpath(path)
+            if real in seen:
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {path} is also {seen[real]}; "
+                                  "every key and anchor needs a file of its own")
+            seen[real] = f"regions.{name}.keys.{where}"
+        for where, variable in (("pseudonym.env", keys.pseudonym.env), ("audit.env", keys.audit.env)):
+            if variable is None:
+                continue
+            if f"${variable}" in seen:
+                raise PolicyError(f"{source or params.source}: regions.{name}.keys.{where}: {variable} is also {seen[f'${variable}']}; "
+                                  "every key needs a variable of its own")
+            seen[f"${variable}"] = f"regions.{name}.keys.{where}"
 
 
 def _check_geofences(params: Params) -> None:
@@ -430,6 +541,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         params = Params.model_validate({**document, "source": source}, context={"base": source.resolve().parent})
     except ValidationError as error:
         raise PolicyError(_explain(error, source)) from None
-    _check_stores_disjoint(params, source)
+    check_stores_disjoint(params, source)
+    check_keys_outside_stores(params, source)
     _check_geofences(params)
     return params

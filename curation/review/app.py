@@ -2,7 +2,9 @@
 
 Serves one region. Media come from ``redacted/<clip>.mp4`` of clips whose redaction was verified,
 through the region's store guard: a clip id is 64 hex digits or nothing, so no URL names another
-file, and a link in ``redacted/`` that leaves the region is refused like any other crossing.
+file; a link or a file with a second name in ``redacted/`` is refused like any other crossing, and
+the bytes are served (in ranges, streamed) from the very descriptor the guard checked. A file is
+hashed against its verified sha256 once per version (device, inode, size, times), not per request.
 Every decision goes to the ``reviews`` table and the audit log; curate and redact act on them.
 
     curation review serve --region cn --port 8080
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -44,6 +48,7 @@ DECISIONS = {  # target -> decisions, and the least role that may take them
     "clip": ({"accept", "reject"}, "reviewer"),
 }
 LOW_CONFIDENCE = 0.5
+CHUNK = 1 << 18
 
 
 class Login(BaseModel):
@@ -63,6 +68,8 @@ def create_app(params, region: str, actor_prefix: str = "review") -> FastAPI:
     store = RegionStore(params, region, actor=f"{actor_prefix}-server")
     catalog, tokens = Catalog(store), Tokens(store)
     classes = list(params.label.taxonomy)
+    hashed: dict[str, tuple] = {}  # clip id -> version of the file whose sha256 matched the verified one
+    hashing = threading.Lock()
     app = FastAPI(title=f"curation review ({region})", docs_url=None, redoc_url=None)
 
     def refuse(request: Request, status: int, why: str, token: str | None = None) -> HTTPException:
@@ -160,12 +167,27 @@ def create_app(params, region: str, actor_prefix: str = "review") -> FastAPI:
     def media(clip_id: str, request: Request, who: User = Depends(user)):
         redacted = clip_row(request, clip_id)
         try:
-            data = store.read_bytes(f"redacted/{clip_id}.mp4")
+            handle = store.open(f"redacted/{clip_id}.mp4", "rb")  # the guard's checked descriptor
         except ResidencyViolation as error:
             raise refuse(request, 403, str(error)) from None
-        if redacted["output_sha256"] and _sha256(data) != redacted["output_sha256"]:
-            raise refuse(request, 409, "redacted file differs from its verified hash")
-        return _ranged(data, request.headers.get("range"))
+        except FileNotFoundError:
+            raise HTTPException(404, "redacted file missing") from None
+        try:
+            size, version = _version(handle)
+            version = (*version, redacted["output_sha256"])
+            if redacted["output_sha256"] and hashed.get(clip_id) != version:
+                with hashing:
+                    if _sha256(handle, size) != redacted["output_sha256"]:
+                        raise refuse(request, 409, "redacted file differs from its verified hash")
+                    hashed[clip_id] = version
+            status, start, end, headers = _ranged(size, request.headers.get("range"))
+        except BaseException:
+            handle.close()
+            raise
+        if status == 416:
+            handle.close()
+            return Response(status_code=416, headers=headers)
+        return StreamingResponse(_stream(handle, start, end), status_code=status, media_type="video/mp4", headers=headers)
 
     @app.post("/api/reviews")
     def decide(body: Decision, request: Request, who: User = Depends(user)):
@@ -207,8 +229,36 @@ def _quote(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _version(handle) -> tuple[int, tuple]:
+    """(size, what changes whenever the file's bytes may have): device, inode, size, times; ETag on S3."""
+    try:
+        info = os.fstat(handle.fileno())
+    except (AttributeError, OSError, ValueError):
+        details = getattr(handle, "details", {}) or {}
+        return handle.size, (handle.size, details.get("ETag"), str(details.get("LastModified")))
+    return info.st_size, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _sha256(handle, size: int) -> str:
+    """Streamed from the open file, in constant memory."""
+    digest, remaining = hashlib.sha256(), size
+    handle.seek(0)
+    while remaining > 0 and (chunk := handle.read(min(CHUNK, remaining))):
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def _stream(handle, start: int, end: int):
+    """Bytes start..end (inclusive) of an open file, a chunk at a time; closes it when done or abandoned."""
+    try:
+        handle.seek(start)
+        remaining = end + 1 - start
+        while remaining > 0 and (chunk := handle.read(min(CHUNK, remaining))):
+            yield chunk
+            remaining -= len(chunk)
+    finally:
+        handle.close()
 
 
 def _check_fix(after: dict, classes: list[str], taxonomy: dict) -> None:
@@ -226,18 +276,25 @@ def _check_fix(after: dict, classes: list[str], taxonomy: dict) -> None:
             raise HTTPException(422, f"{name} must be one of {allowed}")
 
 
-def _ranged(data: bytes, header: str | None) -> Response:
-    """Byte ranges, so the browser can seek in long clips without fetching them whole."""
-    size = len(data)
-    match = re.match(r"bytes=(\d*)-(\d*)$", header or "")
+def _ranged(size: int, header: str | None) -> tuple[int, int, int, dict]:
+    """(status, first byte, last byte, headers) of a request for a file of ``size`` bytes.
+
+    Byte ranges let the browser seek in long clips without fetching them whole; a header this
+    does not understand (several ranges, other units) gets the whole file, as RFC 9110 allows."""
+    whole = (200, 0, size - 1, {"Accept-Ranges": "bytes", "Content-Length": str(size)})
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
     if not match or (not match.group(1) and not match.group(2)):
-        return Response(data, media_type="video/mp4", headers={"Accept-Ranges": "bytes"})
-    start = int(match.group(1)) if match.group(1) else max(0, size - int(match.group(2)))
-    end = min(int(match.group(2)), size - 1) if match.group(1) and match.group(2) else size - 1
+        return whole
+    first, last = match.group(1), match.group(2)
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    else:
+        start, end = max(0, size - int(last)), size - 1
+        if int(last) == 0:
+            start = size
     if start >= size or start > end:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    return Response(data[start : end + 1], status_code=206, media_type="video/mp4",
-                    headers={"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"})
+        return 416, 0, -1, {"Content-Range": f"bytes */{size}"}
+    return 206, start, end, {"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes", "Content-Length": str(end + 1 - start)}
 
 
 def _queue(catalog: Catalog) -> pd.DataFrame:

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -34,6 +33,7 @@ from curation.policy.params import IngestParams, RegionPolicy
 from curation.policy.zones import coarsen
 from curation.sources.sei import AUTOPILOT
 from curation.sources.teslacam import Upload, discover, parse_stamp, read_event_json, read_sidecar
+from curation.storage import keys
 from curation.storage.catalog import Catalog
 from curation.storage.records import Arrival, Clip, Frame, to_table
 from curation.storage.store import RegionStore
@@ -41,12 +41,8 @@ from curation.storage.store import RegionStore
 __all__ = ["ingest", "pseudonym_key"]
 
 def pseudonym_key(store: RegionStore) -> bytes:
-    """The region-local secret for vehicle pseudonyms; created once, never leaves the store."""
-    key = "secrets/pseudonym.key"
-    if not store.exists(key):
-        store.write_bytes(key, os.urandom(32))
-        store.audit.append(store.actor, "create_secret", key)
-    return store.read_bytes(key)
+    """The region's secret for vehicle pseudonyms, kept outside the store (curation/storage/keys.py)."""
+    return keys.pseudonym_key(store)
 
 
 def _hmac(secret: bytes, value: str) -> str:

@@ -1,1 +1,1 @@
-"""Where bytes live: RegionStore (the residency guard), the audit log, the catalog."""
+"""Where bytes live: RegionStore (the residency guard), the audit log, the catalog; keys live outside."""

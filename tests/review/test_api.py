@@ -135,3 +135,87 @@ def test_queue_pages_and_filters(region):
     assert client.get("/api/queue?camera=nope").json()["total"] == 0
     priorities = [c["priority"] for c in everything["clips"]]
     assert priorities == sorted(priorities, reverse=True)
+
+
+def _verified_media(root, params, client):
+    clip_id = _first_clip(client)
+    return clip_id, root / "data" / "cn" / "redacted" / f"{clip_id}.mp4"
+
+
+def test_media_refuses_a_hard_link_and_a_swapped_folder_under_redacted(region):
+    root, params, tokens = region
+    client = _client(params, tokens["labeler"])
+    clip_id, media = _verified_media(root, params, client)
+    original = media.read_bytes()
+    assert client.get(f"/media/{clip_id}").status_code == 200
+    # eu holds a copy of the very bytes (so the hash would match): a second name still leads there.
+    eu_copy = root / "data" / "eu" / "redacted" / f"{clip_id}.mp4"
+    eu_copy.parent.mkdir(parents=True, exist_ok=True)
+    eu_copy.write_bytes(original)
+    media.unlink()
+    os.link(eu_copy, media)
+    assert client.get(f"/media/{clip_id}").status_code == 403
+    media.unlink()
+    # The whole folder swapped for a link into eu's.
+    folder = media.parent
+    os.rename(folder, folder.with_name("redacted.parked"))
+    os.symlink(eu_copy.parent, folder)
+    assert client.get(f"/media/{clip_id}").status_code == 403
+    refused = [r for r in _audit(params) if r["action"] == "refused"]
+    assert any("hard link" in r["detail"]["reached"] for r in refused) and any("region 'eu'" in r["detail"]["reached"] for r in refused)
+    os.unlink(folder)
+    os.rename(folder.with_name("redacted.parked"), folder)
+    media.write_bytes(original)
+    assert client.get(f"/media/{clip_id}").status_code == 200
+
+
+def test_media_ranges(region):
+    root, params, tokens = region
+    client = _client(params, tokens["labeler"])
+    clip_id, media = _verified_media(root, params, client)
+    data = media.read_bytes()
+    size = len(data)
+    for header, status, body in [("bytes=0-99", 206, data[:100]), ("bytes=100-", 206, data[100:]), ("bytes=-10", 206, data[-10:]),
+                                 (f"bytes=5-{size + 100}", 206, data[5:]), ("bytes=0-0", 206, data[:1]), ("bytes=0-1,5-6", 200, data),
+                                 ("items=0-5", 200, data), (None, 200, data)]:
+        response = client.get(f"/media/{clip_id}", headers={"Range": header} if header else {})
+        assert response.status_code == status and response.content == body, header
+        assert int(response.headers["content-length"]) == len(body)
+    for header in (f"bytes={size}-", "bytes=-0", "bytes=9-3"):
+        response = client.get(f"/media/{clip_id}", headers={"Range": header})
+        assert response.status_code == 416 and response.headers["content-range"] == f"bytes */{size}", header
+
+
+def _read_bytes_so_far() -> int:
+    return int(next(line for line in open("/proc/self/io") if line.startswith("rchar:")).split()[1])
+
+
+def test_media_streams_a_large_file_hashed_once_per_version(region):
+    import hashlib
+    import tracemalloc
+
+    root, params, tokens = region
+    client = _client(params, tokens["labeler"])
+    clip_id, media = _verified_media(root, params, client)
+    big = media.read_bytes() + bytes(48 << 20)  # 48 MB: the old endpoint read and hashed all of it per request
+    media.write_bytes(big)
+    catalog = Catalog(RegionStore(params, "cn"))
+    catalog.table("redacted_clips").update(where=f"clip_id = '{clip_id}'", values={"output_sha256": hashlib.sha256(big).hexdigest()})
+    client = _client(params, tokens["labeler"])  # a server started after the update
+    tracemalloc.start()
+    first = client.get(f"/media/{clip_id}", headers={"Range": "bytes=0-99"})
+    _, hashing_peak = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    before = _read_bytes_so_far()
+    again = client.get(f"/media/{clip_id}", headers={"Range": f"bytes={len(big) - 100}-"})
+    read = _read_bytes_so_far() - before
+    _, serving_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert first.status_code == again.status_code == 206 and first.content == big[:100] and again.content == big[-100:]
+    assert hashing_peak < 8 << 20 and serving_peak < 4 << 20, (hashing_peak, serving_peak)
+    assert read < 4 << 20, read  # the verified version is not read or hashed again
+    # Changed in place (same size): a new version, hashed again, and refused.
+    with open(media, "r+b") as handle:
+        handle.seek(len(big) // 2)
+        handle.write(b"tampered")
+    assert client.get(f"/media/{clip_id}", headers={"Range": "bytes=0-99"}).status_code == 409

@@ -1,6 +1,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,9 +178,11 @@ def test_killed_ingest_converges_to_one_clean_run(tmp_path):
         document["ingest"] = {"commit_every": 1, "min_truncated_seconds": 1.0}
         make_params(root, document)
         make_fleet(root, "cn", vehicles=3, events=2, seed=5, rates={"truncated": 0.25, "duplicate": 0.5, "wrong_region": 0.2})
-    # Same pseudonym secret in both, as for one region's store.
+    # Same pseudonym secret in both (it lives outside the store, in keys/cn/), as for one region.
     key = make_store(clean_root, "cn")
-    make_store(crash_root, "cn").write_bytes("secrets/pseudonym.key", pseudonym_key(key))
+    pseudonym_key(key)
+    (crash_root / "keys" / "cn").mkdir(parents=True)
+    shutil.copy2(clean_root / "keys" / "cn" / "pseudonym.key", crash_root / "keys" / "cn" / "pseudonym.key")
     ingest(key, "landing", key.params.ingest, progress=False)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "curation.cli", "ingest", "--region", "cn"]
