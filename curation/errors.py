@@ -34,6 +34,10 @@ class IngestError(CurationError):
         super().__init__(f"{reason}: {message}")
 
 
+class RedactionError(CurationError):
+    """A clip cannot be redacted as it should: not a readable video, or its two decodes disagree."""
+
+
 class AuditError(CurationError):
     """The audit log's hash chain is broken; the message names the first bad line."""
 

@@ -9,6 +9,9 @@ ships no weights offline) unless --init names weights to fine-tune. Both train a
 tiles at inference scale: the stages run them at imgsz 640 on 1280x720 frames.
 
 plates: synthetic CN/EU/US plates pasted on scenes and photos (curation/perception/plate_data.py).
+`--init package:fastanpr/best.pt --freeze 10 --imgsz 640` fine-tunes the real-trained plate model
+instead (backbone frozen, so what it learned from real photos stays): how models/plates-fastanpr-sim.pt
+was made (README: plates).
 The committed models/plates.pt took three rounds as the generator improved: 9 epochs from scratch
 on generator v1 (seed 0); 8 epochs `--init` from those on v2 (seed 1: recoloured plates, shear);
 `--init <those> --seed 2 --epochs 10` on this version (coloured characters, haze, bumpers).
@@ -45,7 +48,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune) instead of from scratch")
+    parser.add_argument("--init", default=None, help="start from these weights (a path or package:NAME/FILE) instead of from scratch")
+    parser.add_argument("--freeze", type=int, default=0, help="layers to keep frozen when fine-tuning (10: the whole backbone)")
+    parser.add_argument("--lr0", type=float, default=0.01)
     parser.add_argument("--name", default="train", help="run folder under build/<kind>-runs/")
     parser.add_argument("--out", type=Path, default=None, help="default: models/<kind>.pt")
     args = parser.parse_args()
@@ -58,10 +63,13 @@ def main() -> None:
     from ultralytics import YOLO
 
     runs = ROOT / "build" / f"{args.kind}-runs"
-    model = YOLO(str(args.init) if args.init else "yolo11n.yaml")
+    from curation.perception.runtime import resolve_weights
+
+    model = YOLO(str(resolve_weights(args.init, "--init")) if args.init else "yolo11n.yaml")
     model.train(data=str(data_root / "data.yaml"), epochs=epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed,
                 device=args.device, project=str(runs), name=args.name, exist_ok=True, amp=False, workers=2, plots=False,
-                mosaic=1.0, close_mosaic=min(5, epochs // 3), patience=100, verbose=False, **AUGMENT[args.kind])
+                mosaic=1.0, close_mosaic=min(5, epochs // 3), patience=100, verbose=False, freeze=args.freeze or None, lr0=args.lr0,
+                **AUGMENT[args.kind])
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(runs / args.name / "weights" / "best.pt", out)
     print(f"{out}: sha256 {hashlib.sha256(out.read_bytes()).hexdigest()}")

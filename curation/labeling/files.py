@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import glob
 import json
 from pathlib import Path
 
@@ -27,39 +26,16 @@ import numpy as np
 
 from curation.labeling.formats import FrameLabels, to_coco, to_tusimple
 from curation.labeling.stream import LabeledFrame, decode_sampled, every, label_stream
+from curation.media.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, expand_inputs
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import LaneDetector
 from curation.perception.tracks import TrackConfig
 
 __all__ = ["label_files", "expand_inputs", "draw_labels", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 COLOURS = {"vehicle": (255, 160, 0), "pedestrian": (255, 0, 200), "traffic_light": (0, 230, 255), "traffic_sign": (255, 255, 0)}
 STATE_COLOURS = {"red": (255, 40, 40), "yellow": (255, 220, 0), "green": (40, 255, 80), "off": (160, 160, 160)}
 SHEET = 9
-
-
-def expand_inputs(patterns: list[str]) -> list[tuple[Path, str]]:
-    """(file, name relative to the folder it was found in) for every picture or video the patterns
-    name: a file, a folder (recursively) or a glob (relative to the part before the first wildcard)."""
-    found: dict[Path, str] = {}
-    wanted = VIDEO_SUFFIXES | IMAGE_SUFFIXES
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if p.is_file() and p.suffix.lower() in wanted:
-                    found.setdefault(p, p.relative_to(path).as_posix())
-        elif path.is_file():
-            found.setdefault(path, path.name)
-        else:
-            base = Path(*[part for part in Path(pattern).parts[: next((i for i, part in enumerate(Path(pattern).parts)
-                                                                         if glob.has_magic(part)), len(Path(pattern).parts))]]) or Path(".")
-            for p in sorted(Path(m) for m in glob.glob(pattern, recursive=True)):
-                if p.is_file() and p.suffix.lower() in wanted:
-                    found.setdefault(p, p.relative_to(base).as_posix() if p.is_relative_to(base) else p.name)
-    return list(found.items())
 
 
 def _frame_labels(name: str, frame: LabeledFrame, classes: list[str]) -> FrameLabels:

@@ -256,9 +256,9 @@ class RedactionParams(Strict):
     plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     track: TrackParams = TrackParams()
     # Verification: other models than redaction's, at least as sensitive (README: how the thresholds were set).
-    verify_face_threshold: Fraction = 0.3  # RetinaFace-MobileNet
+    verify_face_threshold: Fraction = 0.2  # RetinaFace-MobileNet
     verify_plate_model: str = "package:safelicensing/best.pt"  # a separately trained plate YOLOv8n
-    verify_plate_threshold: Fraction = 0.3
+    verify_plate_threshold: Fraction = 0.4
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     crf: int = Field(default=20, ge=0, le=51)
     # x264 preset of the redacted output: ultrafast (with B-frames) encodes 720p in 2.5 ms a frame

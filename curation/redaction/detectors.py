@@ -24,8 +24,9 @@ from curation.redaction.video import min_heights
 
 __all__ = ["Detectors"]
 
-# RetinaFace finds faces from about 16 px of its input: scaled so the policy's smallest face is 24 px.
-VERIFY_FACE_PX = 24
+# RetinaFace at full resolution for a 32 px policy: at 0.75 (24 px faces) it was less sensitive than
+# CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
+VERIFY_FACE_PX = 32
 
 
 class Detectors:

@@ -21,6 +21,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from curation.errors import CurationError
+from curation.errors import RedactionError
 from curation.media.video import VideoWriter
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
@@ -37,13 +39,9 @@ from curation.redaction.masks import blank, redact
 from curation.redaction.refine import Walker, attach
 from curation.sources.sei import Telemetry, sei_nal, telemetry_in_packet
 
-__all__ = ["RedactionConfig", "RedactionResult", "RedactionError", "redact_video", "detect_keyframes", "min_heights", "stream_frames"]
+__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes", "min_heights", "stream_frames"]
 
 WALK_MIN_FPS = 20.0
-
-
-class RedactionError(CurationError):
-    """A clip could not be redacted as it should (its two decodes disagree, nothing decodes)."""
 
 
 def min_heights(rules) -> dict[int, int]:
@@ -100,14 +98,27 @@ class _Stream:
     time_base: object
 
 
+def _name(source) -> str:
+    """How an error names a source: its path, or its file object's name."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "input"))
+
+
 def stream_frames(source, limit: int | None = None, info: list | None = None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
-    """(pts, RGB frame, SEI telemetry of that frame) in display order, one at a time, until ``limit``
+    """(pts, RGB frame, SEI telemetry of that frame) of ``source`` (a path, a seekable binary file or
+    bytes) in display order, one at a time, until ``limit``
     frames, the end, or the first undecodable packet (a damaged tail). ``info`` (a list) receives
     the stream's size, rate and time base first."""
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
     if hasattr(source, "seek"):
         source.seek(0)
-    container = av.open(source, "r")
     try:
+        container = av.open(source, "r")
+    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+        raise RedactionError(f"{_name(source)}: not a readable video ({error})") from None
+    try:
+        if not container.streams.video:
+            raise RedactionError(f"{_name(source)}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if info is not None:

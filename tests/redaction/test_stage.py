@@ -44,15 +44,27 @@ def test_cn_redacts_verifies_records_proof_and_deletes_raw_at_once(tmp_path):
         assert info.frames == clip["frames"] and row["raw_deleted"] and not store.exists(clip["source_uri"])
         frames = catalog.read("redactions", where=f"clip_id = '{row['clip_id']}'").to_pylist()
         assert len(frames) == clip["frames"] and {f["policy_version"] for f in frames} == {metrics["policy_version"]}
-        assert all("centerface:" in f["detectors"] and "yolo-plates:" in f["detectors"] for f in frames)
+        assert all("centerface:" in f["detectors"] and "yolo-plates-fastanpr:" in f["detectors"] for f in frames)
     assert json.loads(store.read_text("redacted/manifest.json")) == {r["clip_id"]: r["output_sha256"] for r in verified}
     actions = [r["action"] for r in store.audit.records()]
     assert actions.count("redact") == len(verified) and "drop_clip_restricted_zone" in actions and "delete" in actions
     assert metrics["quality"]["frames"] == sum(c["frames"] for c in clips if rows[c["clip_id"]]["status"] != "dropped_zone")
+    assert all(row["verifiers"].startswith("retinaface-mnet025:") and "yolo-plates-safelicensing:" in row["verifiers"] for row in verified)
     again = redact_region(store, store.params, progress=False)  # raw is gone: results stand, nothing lost
     assert again["clips"] == metrics["clips"]
     assert {r["clip_id"]: r["output_sha256"] for r in Catalog(store).read("redacted_clips").to_pylist()} == \
         {k: v["output_sha256"] for k, v in rows.items()}
+
+    # A rule changes (a verifier threshold) once raw media is gone: the stored outputs are verified again.
+    document = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    document.setdefault("redaction", {})["verify_face_threshold"] = 0.25
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
+    changed = make_store(tmp_path, "cn")
+    third = redact_region(changed, changed.params, progress=False)
+    records = [r for r in changed.audit.records() if r["action"] == "reverify"]
+    assert len(records) == len(verified) and third["clips"] == metrics["clips"]
+    assert {r["fingerprint"] for r in Catalog(changed).read("redacted_clips", where="status = 'verified'").to_pylist()} != \
+        {r["fingerprint"] for r in verified}
 
 
 @pytest.mark.slow

@@ -105,10 +105,13 @@ def test_blanked_frames_are_black_and_carry_no_telemetry():
 def test_verification_fails_an_unredacted_clip_and_passes_a_redacted_one():
     data, _ = make_face_clip(6)
     verifier = [FaceDetector(0.5, "cpu")]
-    assert len(verify_video(data, verifier, {0: 32})) == 6  # the raw clip: a face on every frame
+    raw = verify_video(data, verifier, {0: 32}, expected=6)
+    assert len(raw.findings) == 6 and not raw.passed  # the raw clip: a face on every frame
     target = io.BytesIO()
     redact_video(data, target, [FaceDetector(0.3, "cpu")], RedactionConfig())
-    assert verify_video(target.getvalue(), verifier, {0: 32}) == []
+    redacted = verify_video(target.getvalue(), verifier, {0: 32}, expected=6)
+    assert redacted.passed and redacted.findings == [] and redacted.frames == 6
+    assert not verify_video(target.getvalue(), verifier, {0: 32}, expected=7).passed  # a frame the output does not have
 
 
 def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
