@@ -20,6 +20,7 @@ import getpass
 import hashlib
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -191,6 +192,17 @@ class RegionStore:
 
     def write_text(self, key: str, text: str) -> str:
         return self.write_bytes(key, text.encode())
+
+    def put_file(self, local_path: str, key: str) -> None:
+        """Upload a local file in chunks (atomically when local), never holding it in memory."""
+        full = self.path(key, "write")
+        self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+        if self.local:
+            temporary = f"{full}.tmp-{uuid.uuid4().hex}"
+            shutil.copyfile(local_path, temporary)
+            os.replace(temporary, full)
+        else:
+            self.fs.put_file(local_path, full)
 
     def _transfer(self, action: str, src: str, dst: str, to: RegionStore | None) -> None:
         source = self.path(src, action)
