@@ -132,6 +132,8 @@ class _Unit:
 
 @dataclass(frozen=True)
 class Rebuilt:
+    """What :func:`rebuild` wrote."""
+
     frames: int  # access units kept
     dropped: int  # complete access units dropped after a gap in display order
     cut: bool  # mdat ended inside a NAL unit (or its end was unknown)
@@ -170,8 +172,8 @@ def _access_units(handle: BinaryIO, mdat: Box, reference: bytes | None):
             sps, pps, in_band = (whole, pps, True) if kind == NAL_SPS else (sps, whole, in_band)
         elif kind in (NAL_SLICE, NAL_IDR):
             if sps is None or pps is None:
-                raise IngestError("truncated", "moov missing (file cut short) and no SPS/PPS to decode it with: no complete earlier "
-                                  "file of this camera from this vehicle, and none in the stream")
+                raise IngestError("truncated", "moov missing (file cut short) and no SPS/PPS to decode it with: none in the stream, "
+                                  "and no reference (a complete earlier file of the same camera and vehicle)")
             try:
                 info = info or parse_sps(sps)
                 order = order or DisplayOrder(info)

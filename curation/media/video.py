@@ -130,19 +130,24 @@ def probe(source: str | BinaryIO | bytes, decode: bool = True) -> Probe:
     Reads the file in the demuxer's chunks and keeps per frame only its PTS, keyframe flag and
     telemetry, so memory does not grow with the file's length. Raises av.error.FFmpegError if the
     file cannot be opened as video."""
-    handle = open(source, "rb") if isinstance(source, (str, os.PathLike)) else io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        boxes = scan(handle)
-        size = handle.seek(0, os.SEEK_END)
-        handle.seek(0)
-        return _probe(handle, decode, tiles(boxes, size))
-    finally:
-        if handle is not source:
-            handle.close()
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            complete = _tiled(handle)
+        return _probe(str(source), decode, complete)  # PyAV reads a path without Python in the loop
+    complete = _tiled(source)
+    source.seek(0)
+    return _probe(source, decode, complete)
 
 
-def _probe(handle: BinaryIO, decode: bool, complete: bool) -> Probe:
-    container = av.open(handle, "r")
+def _tiled(handle: BinaryIO) -> bool:
+    boxes = scan(handle)
+    return tiles(boxes, handle.seek(0, os.SEEK_END))
+
+
+def _probe(source: str | BinaryIO, decode: bool, complete: bool) -> Probe:
+    container = av.open(source, "r")
     try:
         if not container.streams.video:
             raise av.error.InvalidDataError(1, "no video stream")

@@ -41,7 +41,7 @@ from curation.sources.faces import face_bank
 from curation.sources.scene import Camera, Scene
 from curation.sources.sei import Telemetry, sei_nal
 
-__all__ = ["simulate_fleet", "Drive"]
+__all__ = ["simulate_fleet", "pull_drive", "Drive"]
 
 WMI = {"cn": "LRW", "eu": "XP7", "us": "5YJ"}  # Tesla's world manufacturer identifiers
 REASONS = ("user_interaction_dashcam_icon_tapped", "user_interaction_honk", "user_interaction_dashcam_launcher_action_tapped")
@@ -157,14 +157,14 @@ def _corrupt(path: Path, rng) -> None:
     path.write_bytes(bytes(rng.integers(0, 256, 2048, dtype=np.uint8)) + data[2048:])
 
 
-def _pull_drive(paths: list[Path], rng) -> float:
+def pull_drive(paths: list[Path], rng: np.random.Generator, moment: float | None = None) -> float:
     """Cut every camera file of the minute being recorded at one moment, as a pulled USB drive does.
 
     Each file keeps what its writer had on the drive by then: the frames encoded so far and a
     random part of the one being written. A car's file never gets its moov, and its mdat size is
     still the placeholder the muxer writes until then (0); a fragmented file is simply cut.
-    Returns the moment, as a share of the minute."""
-    moment = float(rng.uniform(0.05, 0.95))
+    Returns the moment, as a share of the minute (drawn when not given)."""
+    moment = float(rng.uniform(0.05, 0.95)) if moment is None else moment
     for path in paths:
         with av.open(str(path)) as container:  # where each frame's sample lies, in decode order
             samples = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
@@ -271,7 +271,7 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
                     _corrupt(path, rng)
                 event["cameras"][name] = {"file": str(path.relative_to(out)), "damage": damage}
             if index in pulled:  # a separate generator: the other faults stay where they were
-                moment = _pull_drive([out / camera["file"] for camera in event["cameras"].values()],
+                moment = pull_drive([out / camera["file"] for camera in event["cameras"].values()],
                                      np.random.default_rng([config.seed, sum(map(ord, region)), v, e, 11]))
                 event["pulled_at_s"] = round(moment * config.seconds, 3)
             (folder / (f"{stamp}-groundtruth.jsonl" if layout in ("recent", "sidecar") else "groundtruth.jsonl")).write_text("\n".join(truth_lines) + "\n")
