@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from builders import REPO, make_fleet, make_params, make_store
-from curation.media.mp4 import scan, tiles
+from curation.media.mp4 import needs_rebuild, scan
 from curation.media.video import probe
 from curation.policy.params import load_params
 from curation.policy.zones import coarsen
@@ -39,6 +39,13 @@ def _outcomes(store):
     return {unmask(a["source_uri"]): {**a, "duplicate_of": a["duplicate_of"] and "landing/" + unmask(a["duplicate_of"])} for a in arrivals}
 
 
+def _reference_exists(manifest, event, camera) -> bool:
+    """Whether a pulled car file has a whole earlier minute of the same camera and vehicle to rebuild from."""
+    return event["layout"] != "sidecar" and any(
+        e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] and e["layout"] != "sidecar" and e["cameras"][camera]["damage"] is None
+        for e in manifest["events"])
+
+
 def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp_path):
     make_params(tmp_path)
     out, manifest = make_fleet(tmp_path, "cn", vehicles=4, events=2, rates=ALL_FAULTS)
@@ -52,7 +59,7 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
     assert outcomes[f"{manifest['events'][0]['folder']}/notes.txt"]["reason"] == "unrecognized_file"
     consent = manifest["vehicles"]
     for event in manifest["events"]:
-        for camera in event["cameras"].values():
+        for name, camera in event["cameras"].items():
             arrival = outcomes[camera["file"]]
             if arrival["outcome"] == "duplicate":  # its copy under RecentClips sorted first and won
                 assert outcomes[arrival["duplicate_of"].removeprefix("landing/")]["sha256"] == arrival["sha256"]
@@ -65,8 +72,11 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
                 expected = "no_consent"
             elif camera["damage"] == "corrupt":
                 expected = "undecodable"
-            elif camera["damage"] == "truncated":  # rebuilt (then checked like any clip) or quarantined as truncated
-                expected = "truncated" if arrival["reason"] == "truncated" else "wrong_region" if event["wrong_region"] else None
+            elif camera["damage"] == "truncated" and not _reference_exists(manifest, event, name):
+                expected = "truncated" if event["layout"] != "sidecar" else arrival["reason"]  # a cut fragmented file: its prefix
+                assert expected in (None, "truncated", "undecodable", "wrong_region")
+            elif camera["damage"] == "truncated" and event["pulled_at_s"] < 1.5 and arrival["reason"] == "truncated":
+                expected = "truncated"  # rebuilt, but under min_truncated_seconds; otherwise checked like any clip below
             elif event["wrong_region"]:
                 expected = "wrong_region"
             else:
@@ -163,23 +173,29 @@ def test_other_fleets_fragmented_clip_cut_short_keeps_its_decodable_prefix(tmp_p
 
 def test_the_pulled_drive_fault_cuts_every_camera_of_a_minute_and_ingest_sorts_them_out(tmp_path):
     make_params(tmp_path)
-    out, manifest = make_fleet(tmp_path, "us", vehicles=2, events=2, seconds=3.0, rates={"truncated": 0.5})
+    # Seed 5 pulls the drive in three minutes; one of them has a whole earlier minute to rebuild from.
+    out, manifest = make_fleet(tmp_path, "us", vehicles=2, events=3, seconds=3.0, seed=5, rates={"truncated": 0.5})
     store, _ = _ingest(tmp_path, "us")
     outcomes = _outcomes(store)
     pulled = [e for e in manifest["events"] if "pulled_at_s" in e]
-    assert len(pulled) == 2 and all(c["damage"] == "truncated" for e in pulled for c in e["cameras"].values())
+    assert len(pulled) == 3
+    seen = set()
     for event in pulled:
-        cut = [out / c["file"] for c in event["cameras"].values()]
-        assert all(not tiles(scan(io.BytesIO(p.read_bytes())), p.stat().st_size) or p.read_bytes().find(b"moov") < 0 for p in cut)
-        earlier = any(e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] for e in manifest["events"])
+        earlier = any(e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] and "pulled_at_s" not in e for e in manifest["events"])
         for camera in event["cameras"].values():
+            assert camera["damage"] == "truncated"
+            data = (out / camera["file"]).read_bytes()
+            assert needs_rebuild(scan(io.BytesIO(data)))  # every camera of the minute: mdat, no moov
             arrival = outcomes[camera["file"]]
             if not earlier:
                 assert arrival["reason"] == "truncated" and "no SPS/PPS" in arrival["detail"]
+                seen.add("no reference")
             elif event["pulled_at_s"] >= 1.5:
                 assert arrival["outcome"] == "cataloged"
+                seen.add("rebuilt")
             else:
                 assert arrival["outcome"] == "cataloged" or arrival["reason"] == "truncated"
+    assert seen == {"no reference", "rebuilt"}
 
 
 def test_catalog_rows_positions_coarsened_pseudonyms_and_zones(tmp_path):
@@ -280,9 +296,10 @@ def test_status_cli_reports_counts(tmp_path):
     make_params(tmp_path)
     make_fleet(tmp_path, "cn", rates={"wrong_region": 0.5})
     _ingest(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--json"], cwd=tmp_path, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's code, not whichever is installed
+    result = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
     reports = {r["region"]: r["totals"] for r in json.loads(result.stdout)}
     assert reports["cn"]["quarantined_by_reason"] == {"wrong_region": 4} and reports["cn"]["cataloged"] == 4
     assert reports["eu"]["arrived"] == 0
-    table = subprocess.run([sys.executable, "-m", "curation.cli", "status"], cwd=tmp_path, capture_output=True, text=True).stdout
+    table = subprocess.run([sys.executable, "-m", "curation.cli", "status"], cwd=tmp_path, env=env, capture_output=True, text=True).stdout
     assert "wrong_region 4" in table
