@@ -1,10 +1,12 @@
 """H.264 in MP4 through PyAV.
 
 :class:`VideoWriter` encodes RGB frames with libx264 and can put an SEI NAL unit in front of each
-frame (Annex B in, the MP4 muxer stores it length-prefixed). Files are written as fragmented MP4
-with a keyframe each second, so a file cut short (a pulled USB drive) keeps a decodable prefix.
-:func:`probe` reads a file's packets without decoding pixels (PTS, keyframes, SEI telemetry) and,
-optionally, decodes to find where a damaged file stops being decodable.
+frame (Annex B in, the MP4 muxer stores it length-prefixed), with a keyframe each second. It writes
+fragmented MP4 (``moov`` first, then ``moof mdat`` pairs: a cut file keeps a decodable prefix), or
+with ``fragmented=False`` the layout a car writes: one ``mdat``, the sample tables in ``moov`` after
+it (what Tesla's own tools read; a cut file needs :func:`curation.media.mp4.rebuild`).
+:func:`probe` reads a file's packets (PTS, keyframes, SEI telemetry) from a path, file object or
+bytes and, optionally, decodes them as it goes to find where a damaged file stops being decodable.
 
 Example:
     >>> with VideoWriter("clip.mp4", 640, 360, fps=10) as writer:   # doctest: +SKIP
@@ -16,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import io
-import struct
+import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO
@@ -25,17 +27,24 @@ import av
 import cv2
 import numpy as np
 
+from curation.media.mp4 import scan, tiles
 from curation.sources.sei import Telemetry, telemetry_in_packet
 
-__all__ = ["VideoWriter", "Probe", "probe", "decode_frames", "mp4_is_complete"]
+__all__ = ["VideoWriter", "Probe", "probe", "decode_frames"]
 
 
 class VideoWriter:
-    """Encode RGB uint8 frames to H.264/MP4; deterministic bytes for the same input."""
+    """Encode RGB uint8 frames to H.264/MP4; deterministic bytes for the same input.
+
+    ``fragmented=False`` writes one mdat and moov at the end, as a car does; it needs a seekable
+    target (a path, a local file, BytesIO), since the muxer goes back to write mdat's size."""
 
     def __init__(self, target: str | BinaryIO, width: int, height: int, fps: float, crf: int = 23,
-                 preset: str = "veryfast", gop_seconds: float = 1.0, threads: int = 2, time_base: Fraction | None = None):
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "fflags": "+bitexact"}
+                 preset: str = "veryfast", gop_seconds: float = 1.0, threads: int = 2, time_base: Fraction | None = None,
+                 fragmented: bool = True):
+        options = {"fflags": "+bitexact"}
+        if fragmented:
+            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
         self._container = av.open(target, "w", format="mp4", options=options)
         self._rate = Fraction(fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=self._rate)
@@ -84,25 +93,6 @@ class VideoWriter:
         self.close()
 
 
-def mp4_is_complete(data: bytes) -> bool:
-    """True when the top-level MP4 boxes exactly tile the file (a cut file ends inside a box)."""
-    position = 0
-    while position < len(data):
-        if position + 8 > len(data):
-            return False
-        size, kind = struct.unpack_from(">I4s", data, position)
-        if size == 1:
-            if position + 16 > len(data):
-                return False
-            size = struct.unpack_from(">Q", data, position + 8)[0]
-        elif size == 0:  # box runs to the end of the file
-            return True
-        if size < 8 or not kind.isascii():
-            return False
-        position += size
-    return position == len(data)
-
-
 @dataclass
 class Probe:
     """What a file holds, read from its packets. ``decodable`` counts frames that decoded (if asked)."""
@@ -134,50 +124,72 @@ class Probe:
         return float(len(self.pts) / self.fps) if self.fps else 0.0
 
 
-def probe(data: bytes, decode: bool = True) -> Probe:
-    """Demux (and optionally decode) an in-memory MP4; raises av.error.FFmpegError if unreadable."""
-    container = av.open(io.BytesIO(data), "r")
+def probe(source: str | BinaryIO | bytes, decode: bool = True) -> Probe:
+    """Demux (and optionally decode) an MP4 from a path, a seekable file object or bytes.
+
+    Reads the file in the demuxer's chunks and keeps per frame only its PTS, keyframe flag and
+    telemetry, so memory does not grow with the file's length. Raises av.error.FFmpegError if the
+    file cannot be opened as video."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            complete = _tiled(handle)
+        return _probe(str(source), decode, complete)  # PyAV reads a path without Python in the loop
+    complete = _tiled(source)
+    source.seek(0)
+    return _probe(source, decode, complete)
+
+
+def _tiled(handle: BinaryIO) -> bool:
+    boxes = scan(handle)
+    return tiles(boxes, handle.seek(0, os.SEEK_END))
+
+
+def _probe(source: str | BinaryIO, decode: bool, complete: bool) -> Probe:
+    container = av.open(source, "r")
     try:
         if not container.streams.video:
             raise av.error.InvalidDataError(1, "no video stream")
         stream = container.streams.video[0]
         codec = stream.codec_context
-        packets, error = [], None
+        decoder = None
+        if decode:
+            decoder = av.CodecContext.create(codec.name, "r")
+            decoder.extradata = codec.extradata
+            decoder.thread_type = "SLICE"  # frame threading would report a damaged packet frames later
+        frames, error, decodable = [], None, 0
         try:
             for packet in container.demux(stream):
                 if packet.size and packet.pts is not None:
-                    packets.append((int(packet.pts), bool(packet.is_keyframe), bytes(packet)))
+                    payload = bytes(packet)
+                    frames.append((int(packet.pts), bool(packet.is_keyframe), telemetry_in_packet(payload)))
+                    if decoder is not None and error is None:
+                        decodable, error = _decode(decoder, payload, int(packet.pts), decodable)
         except av.error.FFmpegError as caught:
             error = f"demux: {caught}"
-        decodable = None
-        if decode:
-            decodable, decode_error = _count_decodable(codec.name, codec.extradata, packets, stream)
-            error = error or decode_error
-        packets.sort(key=lambda p: p[0])
+        if decoder is not None and error is None:
+            decodable, error = _decode(decoder, None, None, decodable)
+        frames.sort(key=lambda f: f[0])
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         return Probe(codec.name, codec.width, codec.height, fps, stream.time_base,
-                     np.array([p[0] for p in packets], np.int64), np.array([p[1] for p in packets], bool),
-                     [telemetry_in_packet(p[2]) for p in packets], mp4_is_complete(data), error, decodable,
+                     np.array([f[0] for f in frames], np.int64), np.array([f[1] for f in frames], bool),
+                     [f[2] for f in frames], complete, error, decodable if decode else None,
                      len(container.streams.audio), dict(container.metadata))
     finally:
         container.close()
 
 
-def _count_decodable(name, extradata, packets, stream) -> tuple[int, str | None]:
-    """Frames decoded before the first error, decoding packets in file order."""
-    context = av.CodecContext.create(name, "r")
-    context.extradata = extradata
-    context.thread_type = "SLICE"  # frame threading would report a damaged packet frames later
-    count = 0
+def _decode(decoder, payload: bytes | None, pts: int | None, count: int) -> tuple[int, str | None]:
+    """Feed one packet (None: flush); frames decoded so far and the first error."""
     try:
-        for pts, keyframe, payload in packets:
-            packet = av.Packet(payload)
-            packet.pts = pts
-            count += len(context.decode(packet))
-        count += len(context.decode(None))
+        if payload is None:
+            return count + len(decoder.decode(None)), None
+        packet = av.Packet(payload)
+        packet.pts = pts
+        return count + len(decoder.decode(packet)), None
     except av.error.FFmpegError as caught:
         return count, f"decode: {caught}"
-    return count, None
 
 
 def decode_frames(source: str | BinaryIO, limit: int | None = None):

@@ -198,7 +198,7 @@ class FaultRates(Strict):
     no_consent: Fraction = 0.0  # of vehicles
     zone_crossing: Fraction = 0.0  # of events; the rest stay clear of restricted zones
     wrong_region: Fraction = 0.0
-    truncated: Fraction = 0.0  # of camera files; cut at a random point
+    truncated: Fraction = 0.0  # of events: the drive is pulled while the minute records (every camera cut at one moment)
     corrupt: Fraction = 0.0
     missing_event_json: Fraction = 0.0
     malformed_event_json: Fraction = 0.0

@@ -3,6 +3,13 @@
 Per camera file: sha256, container/codec probe, frame count and PTS, SEI telemetry from packets,
 metadata (event.json or sidecar), keyed-hash vehicle pseudonym, consent, region and restricted-zone
 checks on the precise positions, then positions coarsened per policy before anything is stored.
+Files are read in bounded chunks (hashing, demuxing, decoding), never whole.
+
+Truncated files: a fragmented file cut short keeps its decodable prefix as it is. A car's file cut
+short (mdat, no moov: a pulled drive) is rebuilt from the NAL units in its mdat, with SPS/PPS from
+the stream itself or from the nearest earlier complete file of the same camera and vehicle; the
+rebuilt file becomes the clip's raw media and the uploaded bytes stay under
+``raw/truncated/<sha256>.mp4`` (:func:`truncated_original`).
 
 Crash safety: rows are committed in batches in the order frames -> clips -> arrivals, and a run
 starts by deleting clips without an arrival and frames without a clip; arrivals are keyed by
@@ -19,16 +26,20 @@ import hashlib
 import hmac
 import json
 import math
+import os
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from fractions import Fraction
 
 import av
 import numpy as np
 from tqdm import tqdm
 
 from curation.errors import IngestError
-from curation.media.video import probe
+from curation.media.mp4 import needs_rebuild, rebuild, scan, tiles, video_avcc
+from curation.media.video import Probe, probe
 from curation.policy.params import IngestParams, RegionPolicy
 from curation.policy.zones import coarsen
 from curation.sources.sei import AUTOPILOT
@@ -38,7 +49,7 @@ from curation.storage.catalog import Catalog
 from curation.storage.records import Arrival, Clip, Frame, to_table
 from curation.storage.store import RegionStore
 
-__all__ = ["ingest", "pseudonym_key"]
+__all__ = ["ingest", "pseudonym_key", "truncated_original"]
 
 def pseudonym_key(store: RegionStore) -> bytes:
     """The region's secret for vehicle pseudonyms, kept outside the store (curation/storage/keys.py)."""
@@ -79,11 +90,16 @@ def _drop_orphans(catalog: Catalog) -> None:
 
 
 class _Ingest:
-    def __init__(self, store: RegionStore, landing: str, config: IngestParams):
+    def __init__(self, store: RegionStore, landing: str, config: IngestParams, uploads: list[Upload] = ()):
         self.store, self.landing, self.config = store, landing, config
         self.policy: RegionPolicy = store.policy
         self.secret = pseudonym_key(store)
         self._consent: dict[str, bool] = {}
+        # Candidate references for a cut file: TeslaCam files of the same vehicle and camera, newest first.
+        self._cameras: dict[tuple[str, str], list[Upload]] = {}
+        for other in sorted(uploads, key=_file_stamp, reverse=True):
+            if other.layout != "sidecar":
+                self._cameras.setdefault((other.vehicle_id, other.camera), []).append(other)
 
     # ---- metadata ----------------------------------------------------------------------------
     def consent(self, upload: Upload, sidecar: dict | None) -> bool:
@@ -124,8 +140,32 @@ class _Ingest:
         self.store.link(candidate, target)
         return target
 
+    # ---- truncated files ----------------------------------------------------------------------
+    def reference(self, upload: Upload) -> tuple[bytes, Fraction | None, str] | None:
+        """(avcC, frame rate, landing key) of the nearest earlier complete file of this camera and vehicle."""
+        for other in self._cameras.get((upload.vehicle_id, upload.camera), []):
+            if _file_stamp(other) >= _file_stamp(upload):
+                continue
+            with self.store.open(other.key) as handle:
+                boxes = scan(handle)
+                record = video_avcc(handle, boxes) if tiles(boxes, self.store.size(other.key)) else None
+                if record is not None:
+                    handle.seek(0)
+                    with av.open(handle) as container:
+                        return record, container.streams.video[0].average_rate, other.key
+        return None
+
+    def rebuild(self, upload: Upload, handle, boxes, target: str) -> dict:
+        """Rebuild a cut car file into ``target``; returns what to record about it."""
+        found = self.reference(upload)
+        record, fps, key = found if found else (None, None, None)
+        result = rebuild(handle, boxes, target, record, fps)
+        return {"rebuilt": True, "parameter_sets": result.parameter_sets if result.parameter_sets == "in-band" else self.masked(key),
+                "rebuilt_frames": result.frames, "dropped_frames": result.dropped}
+
     # ---- one file ----------------------------------------------------------------------------
-    def clip(self, upload: Upload, data: bytes, sha: str) -> tuple[Clip, dict]:
+    def clip(self, upload: Upload, sha: str, size: int) -> tuple[Clip, dict, dict]:
+        """(clip row, frame rows, notes for the audit log) of one camera file; raises IngestError."""
         event = sidecar = None
         if upload.layout in ("saved", "sentry"):
             event = read_event_json(self.store, upload.metadata_key)
@@ -136,19 +176,45 @@ class _Ingest:
         consent = self.consent(upload, sidecar)
         if self.policy.require.consent and not consent:
             raise IngestError("no_consent", f"vehicle has no exterior recording consent; region {self.store.region} requires it")
-        try:
-            info = probe(data)
-        except av.error.FFmpegError as error:
-            raise IngestError("undecodable", f"cannot open as video ({error})") from None
+        with self.store.open(upload.key) as handle, tempfile.TemporaryDirectory(prefix="curation-ingest-") as scratch:
+            boxes = scan(handle)
+            rebuilt, notes = None, {}
+            if needs_rebuild(boxes):
+                rebuilt = f"{scratch}/rebuilt.mp4"
+                notes = self.rebuild(upload, handle, boxes, rebuilt)
+            handle.seek(0)
+            try:
+                info = probe(rebuilt or (self.store.uri(upload.key) if self.store.local else handle))
+            except av.error.FFmpegError as error:
+                raise IngestError("undecodable", f"cannot open as video ({error})") from None
+            keep, truncated = self.frames_to_keep(info, rebuilt is not None)
+            clip, frames = self.rows(upload, info, keep, sha, size, consent, event, sidecar, truncated)
+            if rebuilt:
+                self.store.put_file(rebuilt, clip.source_uri)
+                self.store.link(upload.key, truncated_original(sha))
+                notes["original"] = truncated_original(sha)
+            else:
+                self.store.link(upload.key, clip.source_uri)
+        return clip, frames, notes
+
+    def frames_to_keep(self, info: Probe, rebuilt: bool) -> tuple[int, bool]:
+        """(frames, truncated): all of a sound file, or the decodable prefix of a cut one if long enough."""
         if info.codec != "h264":
             raise IngestError("unsupported_codec", f"codec {info.codec}, expected h264")
-        keep, truncated = info.frames, False
+        keep, truncated = info.frames, rebuilt
         if info.error or not info.complete or info.decodable < info.frames:
-            if info.complete and info.decodable < info.frames or not info.decodable:
+            if not info.decodable:
+                raise IngestError("truncated" if rebuilt else "undecodable",
+                                  f"no frame decodes{' after the rebuild from mdat' if rebuilt else ''} ({info.error})")
+            if info.complete and not rebuilt:
                 raise IngestError("undecodable", f"{info.decodable} of {info.frames} frames decode ({info.error})")
             keep, truncated = info.decodable, True
-            if keep / info.fps < self.config.min_truncated_seconds:
-                raise IngestError("truncated", f"decodable prefix {keep / info.fps:.2f} s < {self.config.min_truncated_seconds} s")
+        if truncated and keep / info.fps < self.config.min_truncated_seconds:
+            raise IngestError("truncated", f"decodable prefix {keep / info.fps:.2f} s < {self.config.min_truncated_seconds} s")
+        return keep, truncated
+
+    def rows(self, upload: Upload, info: Probe, keep: int, sha: str, size: int, consent: bool, event: dict | None, sidecar: dict | None,
+             truncated: bool) -> tuple[Clip, dict]:
         seconds = info.seconds[:keep]
         lat, lon, telemetry = self.positions(upload, info.telemetry[:keep], seconds, event, sidecar)
         fixes = ~np.isnan(lat)
@@ -166,11 +232,10 @@ class _Ingest:
         event_id = _hmac(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}")
         # The raw zone names files by content: no VIN in any path the catalog points to.
         raw = f"raw/{sha[:2]}/{sha}.mp4"
-        self.store.link(upload.key, raw)
         clip = Clip(
             clip_id=sha, event_id=event_id, vehicle=vehicle,
             camera=upload.camera, layout=upload.layout, start_time=start, duration_s=round(keep / info.fps, 4), fps=info.fps,
-            frames=keep, width=info.width, height=info.height, codec=info.codec, size_bytes=len(data), sha256=sha,
+            frames=keep, width=info.width, height=info.height, codec=info.codec, size_bytes=size, sha256=sha,
             source_uri=raw,
             trigger=str(event["reason"]) if event else (sidecar["trigger"] if sidecar else "recent_clips"),
             consent=consent, truncated=truncated, has_sei=any(t is not None for t in info.telemetry[:keep]),
@@ -213,9 +278,14 @@ def _file_stamp(upload: Upload) -> str:
     return upload.key.rsplit("/", 1)[1][:19]
 
 
-def _quarantine(store: RegionStore, key: str, data: bytes, sha: str, reason: str, detail: str) -> None:
+def truncated_original(clip_id: str) -> str:
+    """Where the uploaded bytes of a rebuilt (truncated) clip stay: raw media, on the raw clock."""
+    return f"raw/truncated/{clip_id}.mp4"
+
+
+def _quarantine(store: RegionStore, key: str, landing_key: str, sha: str, reason: str, detail: str) -> None:
     folder = f"quarantine/{reason}/{sha}"
-    store.write_bytes(f"{folder}/{key.rsplit('/', 1)[1]}", data)
+    store.link(landing_key, f"{folder}/{key.rsplit('/', 1)[1]}")
     store.write_text(f"{folder}/reason.json", json.dumps({"reason": reason, "detail": detail, "source_uri": key, "sha256": sha,
                                                            "time": datetime.now(timezone.utc).isoformat()}, indent=1))
 
@@ -235,19 +305,18 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
     for uri, sha in sorted(known):
         first_of.setdefault(sha, uri)
     uploads, strays = discover(store, landing)
-    worker = _Ingest(store, landing, config)
+    worker = _Ingest(store, landing, config, uploads)
     batch, run = _Batch(), Counter()
     items = [(u.key, u) for u in uploads] + [(k, None) for k in strays]
     for landing_key, upload in tqdm(sorted(items, key=lambda item: item[0]), desc=f"ingest {store.region}", unit="file", disable=not progress):
-        data = store.read_bytes(landing_key)
-        sha = hashlib.sha256(data).hexdigest()
+        sha, size = store.sha256(landing_key), store.size(landing_key)
         key = worker.masked(landing_key)
         if (key, sha) in known:
             run["already_ingested"] += 1
             continue
         known.add((key, sha))
         if sha in first_of:
-            batch.arrivals.append(Arrival(key, sha, len(data), "duplicate", None, None, None, first_of[sha]))
+            batch.arrivals.append(Arrival(key, sha, size, "duplicate", None, None, None, first_of[sha]))
             store.audit.append(store.actor, "ingest_duplicate", key, sha, duplicate_of=first_of[sha])
             run["duplicates"] += 1
         else:
@@ -255,19 +324,19 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
             try:
                 if upload is None:
                     raise IngestError("unrecognized_file", "not a TeslaCam camera file, sidecar pair or known companion")
-                clip, frames = worker.clip(upload, data, sha)
+                clip, frames, notes = worker.clip(upload, sha, size)
             except IngestError as error:
                 detail = worker.mask_text(str(error), landing_key)
-                _quarantine(store, key, data, sha, error.reason, detail)
-                batch.arrivals.append(Arrival(key, sha, len(data), "quarantined", error.reason, detail, None, None))
+                _quarantine(store, key, landing_key, sha, error.reason, detail)
+                batch.arrivals.append(Arrival(key, sha, size, "quarantined", error.reason, detail, None, None))
                 store.audit.append(store.actor, "quarantine", key, sha, reason=error.reason)
                 run["quarantined"] += 1
                 run[f"quarantined:{error.reason}"] += 1
             else:
                 batch.frames.append(frames)
                 batch.clips.append(clip)
-                batch.arrivals.append(Arrival(key, sha, len(data), "cataloged", None, None, sha, None))
-                store.audit.append(store.actor, "ingest", key, sha, clip_id=sha, frames=clip.frames, truncated=clip.truncated)
+                batch.arrivals.append(Arrival(key, sha, size, "cataloged", None, None, sha, None))
+                store.audit.append(store.actor, "ingest", key, sha, clip_id=sha, frames=clip.frames, truncated=clip.truncated, **notes)
                 run["cataloged"] += 1
         if len(batch.arrivals) >= config.commit_every:
             batch.commit(catalog)

@@ -170,12 +170,12 @@ def telemetry_in_packet(packet: bytes) -> Telemetry | None:
         position += 4
         if length == 0 or position + length > len(packet):
             return None
-        nal = packet[position : position + length]
-        if nal[0] & 0x1F == 6:
-            telemetry = parse_sei_nal(nal)
+        kind = packet[position] & 0x1F  # look before slicing: a frame's slice is most of its bytes
+        if kind == 6:
+            telemetry = parse_sei_nal(packet[position : position + length])
             if telemetry is not None:
                 return telemetry
-        elif nal[0] & 0x1F in (1, 5):  # a slice: SEI always comes before it
+        elif kind in (1, 5):  # a slice: SEI always comes before it
             return None
         position += length
     return None

@@ -8,8 +8,11 @@ Writes what a fleet uploader would put in a region's landing zone::
     DIR/<vehicle_id>/TeslaCam/SentryClips/...  RecentClips/[YYYY-MM-DD/]...  clips/<name>.mp4+.json
     DIR/simulation.json   what was injected where (for tests; real uploads have none)
 
-Same seed, same bytes. Faults (no consent, restricted-zone crossings, wrong region, truncated or
-corrupt files, missing or malformed event.json, duplicate uploads) come at the configured rates.
+Camera files are laid out as a car writes them (one ``mdat``, sample tables in ``moov`` at the
+end, an SEI before every frame's slice); generic clip + sidecar uploads come from other fleets'
+recorders and are fragmented MP4. Same seed, same bytes. Faults (no consent, restricted-zone
+crossings, wrong region, a drive pulled mid-minute, corrupt files, missing or malformed
+event.json, duplicate uploads) come at the configured rates.
 
 Example:
     >>> simulate_fleet(Path("landing"), params, "cn")     # doctest: +SKIP
@@ -25,10 +28,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import av
 import numpy as np
 import shapely
 from tqdm import tqdm
 
+from curation.media.mp4 import scan
 from curation.media.video import VideoWriter
 from curation.policy.params import Params, RegionPolicy, SimulateParams
 from curation.policy.zones import METRES_PER_DEG
@@ -36,7 +41,7 @@ from curation.sources.faces import face_bank
 from curation.sources.scene import Camera, Scene
 from curation.sources.sei import Telemetry, sei_nal
 
-__all__ = ["simulate_fleet", "Drive"]
+__all__ = ["simulate_fleet", "pull_drive", "Drive"]
 
 WMI = {"cn": "LRW", "eu": "XP7", "us": "5YJ"}  # Tesla's world manufacturer identifiers
 REASONS = ("user_interaction_dashcam_icon_tapped", "user_interaction_honk", "user_interaction_dashcam_launcher_action_tapped")
@@ -136,9 +141,9 @@ def _clear_start(rng, policy: RegionPolicy, length_m: float) -> tuple[tuple[floa
     raise RuntimeError("could not place a drive outside every restricted zone")
 
 
-def _write_camera(path: Path, scene: Scene, drive: Drive, config: SimulateParams, with_sei: bool, seq0: int) -> list[dict]:
+def _write_camera(path: Path, scene: Scene, drive: Drive, config: SimulateParams, with_sei: bool, seq0: int, fragmented: bool) -> list[dict]:
     truth = []
-    with open(path, "wb") as handle, VideoWriter(handle, config.width, config.height, config.fps) as writer:
+    with open(path, "wb") as handle, VideoWriter(handle, config.width, config.height, config.fps, fragmented=fragmented) as writer:
         for frame in range(len(drive.speed)):
             image, objects, lanes = scene.render(frame / config.fps, float(drive.distance[frame]))
             writer.write(image, sei=sei_nal(drive.telemetry(frame, seq0)) if with_sei else None)
@@ -146,12 +151,32 @@ def _write_camera(path: Path, scene: Scene, drive: Drive, config: SimulateParams
     return truth
 
 
-def _damage(path: Path, rng, kind: str) -> None:
+def _corrupt(path: Path, rng) -> None:
+    """Garbage over the header, as a broken write leaves it."""
     data = path.read_bytes()
-    if kind == "truncated":
-        path.write_bytes(data[: int(len(data) * rng.uniform(0.1, 0.9))])
-    else:  # corrupt: garbage over the header, as a broken write leaves it
-        path.write_bytes(bytes(rng.integers(0, 256, 2048, dtype=np.uint8)) + data[2048:])
+    path.write_bytes(bytes(rng.integers(0, 256, 2048, dtype=np.uint8)) + data[2048:])
+
+
+def pull_drive(paths: list[Path], rng: np.random.Generator, moment: float | None = None) -> float:
+    """Cut every camera file of the minute being recorded at one moment, as a pulled USB drive does.
+
+    Each file keeps what its writer had on the drive by then: the frames encoded so far and a
+    random part of the one being written. A car's file never gets its moov, and its mdat size is
+    still the placeholder the muxer writes until then (0); a fragmented file is simply cut.
+    Returns the moment, as a share of the minute (drawn when not given)."""
+    moment = float(rng.uniform(0.05, 0.95)) if moment is None else moment
+    for path in paths:
+        with av.open(str(path)) as container:  # where each frame's sample lies, in decode order
+            samples = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+        position, size = samples[min(int(moment * len(samples)), len(samples) - 1)]
+        with open(path, "r+b") as handle:
+            boxes = scan(handle)
+            handle.truncate(position + int(rng.integers(0, size)))
+            if not any(b.kind == "moof" for b in boxes):
+                mdat = next(b for b in boxes if b.kind == "mdat")
+                handle.seek(mdat.offset)
+                handle.write(b"\x00\x00\x00\x00")
+    return moment
 
 
 def _quota(rng: np.random.Generator, n: int, rate: float, exclude: set[int] = frozenset()) -> set[int]:
@@ -187,7 +212,8 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
     # Zone crossings need a drive inside the region, and a parked car crosses nothing.
     parked = {i for i, layout in layouts.items() if layout == "sentry"}
     faults["zone_crossing"] = _quota(root, total, rates.zone_crossing, faults["wrong_region"] | parked)
-    damaged = {name: _quota(root, total * len(config.cameras), getattr(rates, name)) for name in ("truncated", "corrupt")}
+    pulled = _quota(root, total, rates.truncated)
+    corrupt = _quota(root, total * len(config.cameras), rates.corrupt)
     for v in range(config.vehicles):
         vrng = np.random.default_rng([config.seed, sum(map(ord, region)), v])
         vin = _vin(style, vrng)
@@ -237,13 +263,17 @@ def simulate_fleet(out: Path, params: Params, region: str, config: SimulateParam
                                      # At speed nobody stands a metre from the car: large faces need a slow car.
                                      max_face_px=160.0 if float(drive.speed.mean()) < 9 else 48.0)
                 path = folder / f"{stamp}-{name}.mp4"
-                for frame in _write_camera(path, scene, drive, config, with_sei=layout in ("saved", "recent"), seq0=seq0):
+                for frame in _write_camera(path, scene, drive, config, with_sei=layout in ("saved", "recent"), seq0=seq0,
+                                           fragmented=layout == "sidecar"):
                     truth_lines.append(json.dumps({"camera": name, **frame}, separators=(",", ":")))
-                file_index = index * len(config.cameras) + c
-                damage = "truncated" if file_index in damaged["truncated"] else "corrupt" if file_index in damaged["corrupt"] else None
-                if damage:
-                    _damage(path, rng, damage)
+                damage = "truncated" if index in pulled else "corrupt" if index * len(config.cameras) + c in corrupt else None
+                if damage == "corrupt":
+                    _corrupt(path, rng)
                 event["cameras"][name] = {"file": str(path.relative_to(out)), "damage": damage}
+            if index in pulled:  # a separate generator: the other faults stay where they were
+                moment = pull_drive([out / camera["file"] for camera in event["cameras"].values()],
+                                     np.random.default_rng([config.seed, sum(map(ord, region)), v, e, 11]))
+                event["pulled_at_s"] = round(moment * config.seconds, 3)
             (folder / (f"{stamp}-groundtruth.jsonl" if layout in ("recent", "sidecar") else "groundtruth.jsonl")).write_text("\n".join(truth_lines) + "\n")
             event["event_json"] = None
             if layout in ("saved", "sentry"):

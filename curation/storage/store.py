@@ -31,8 +31,10 @@ import getpass
 import hashlib
 import os
 import posixpath
+import shutil
 import stat
 import unicodedata
+import uuid
 from collections.abc import Iterator
 
 import fsspec
@@ -451,6 +453,20 @@ class RegionStore:
             return
         with self._guarded("write", key):
             os.close(self._disk.folder(parts, create=True))
+
+    def put_file(self, local_path: str, key: str) -> None:
+        """Upload a local file in chunks, never holding it in memory; atomic on a local store (a
+        temporary name in the same folder, then a move)."""
+        if not self.local:
+            parts, _ = self._resolve(key, "write", mutating=True)
+            full = self._full(parts)
+            self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
+            self.fs.put_file(local_path, full)
+            return
+        temporary = f"{key}.tmp-{uuid.uuid4().hex}"
+        with open(local_path, "rb") as source, self.open(temporary, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        self.move(temporary, key)
 
     def _transfer(self, action: str, src: str, dst: str, to: RegionStore | None) -> None:
         source, src = self._resolve(src, action, mutating=action == "move")

@@ -1,4 +1,5 @@
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -8,13 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from builders import REPO, make_fleet, make_params, make_store
+from curation.media.mp4 import needs_rebuild, scan
+from curation.media.video import probe
 from curation.policy.params import load_params
 from curation.policy.zones import coarsen
-from curation.sources.ingest import _hmac, ingest, pseudonym_key
+from curation.sources.ingest import _hmac, ingest, pseudonym_key, truncated_original
 from curation.storage.catalog import Catalog
 
 ALL_FAULTS = {"no_consent": 0.5, "zone_crossing": 0.5, "wrong_region": 0.25, "truncated": 0.25, "corrupt": 0.125,
@@ -36,6 +40,13 @@ def _outcomes(store):
     return {unmask(a["source_uri"]): {**a, "duplicate_of": a["duplicate_of"] and "landing/" + unmask(a["duplicate_of"])} for a in arrivals}
 
 
+def _reference_exists(manifest, event, camera) -> bool:
+    """Whether a pulled car file has a whole earlier minute of the same camera and vehicle to rebuild from."""
+    return event["layout"] != "sidecar" and any(
+        e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] and e["layout"] != "sidecar" and e["cameras"][camera]["damage"] is None
+        for e in manifest["events"])
+
+
 def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp_path):
     make_params(tmp_path)
     out, manifest = make_fleet(tmp_path, "cn", vehicles=4, events=2, rates=ALL_FAULTS)
@@ -49,7 +60,7 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
     assert outcomes[f"{manifest['events'][0]['folder']}/notes.txt"]["reason"] == "unrecognized_file"
     consent = manifest["vehicles"]
     for event in manifest["events"]:
-        for camera in event["cameras"].values():
+        for name, camera in event["cameras"].items():
             arrival = outcomes[camera["file"]]
             if arrival["outcome"] == "duplicate":  # its copy under RecentClips sorted first and won
                 assert outcomes[arrival["duplicate_of"].removeprefix("landing/")]["sha256"] == arrival["sha256"]
@@ -62,9 +73,11 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
                 expected = "no_consent"
             elif camera["damage"] == "corrupt":
                 expected = "undecodable"
-            elif camera["damage"] == "truncated":
-                expected = arrival["reason"] if arrival["outcome"] == "quarantined" else None
-                assert expected in (None, "truncated", "undecodable")
+            elif camera["damage"] == "truncated" and not _reference_exists(manifest, event, name):
+                expected = "truncated" if event["layout"] != "sidecar" else arrival["reason"]  # a cut fragmented file: its prefix
+                assert expected in (None, "truncated", "undecodable", "wrong_region")
+            elif camera["damage"] == "truncated" and event["pulled_at_s"] < 1.5 and arrival["reason"] == "truncated":
+                expected = "truncated"  # rebuilt, but under min_truncated_seconds; otherwise checked like any clip below
             elif event["wrong_region"]:
                 expected = "wrong_region"
             else:
@@ -82,21 +95,108 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
     assert store.audit.verify() > len(outcomes)
 
 
-def test_truncated_file_keeps_a_prefix_of_at_least_one_second_or_is_quarantined(tmp_path):
+def _cut(path: Path, how: str) -> None:
+    """Cut a car-layout file as a pulled drive does: moov never written, mdat's size the writer's placeholder."""
+    data = path.read_bytes()
+    boxes = {b.kind: b for b in scan(io.BytesIO(data))}
+    mdat = boxes["mdat"]
+    if how == "moov_missing":  # the minute's samples all reached the drive, the sample tables did not
+        path.write_bytes(data[: boxes["moov"].offset])
+    else:  # mdat cut mid-way, or after its first few frames
+        with av.open(str(path)) as container:
+            ends = [p.pos + p.size for p in container.demux(video=0) if p.size]
+        cut = bytearray(data[: ends[int(len(ends) * 0.7)] if how == "mdat_cut" else ends[4] + 10])
+        cut[mdat.offset : mdat.offset + 4] = bytes(4)
+        path.write_bytes(bytes(cut))
+
+
+def _clips_by_file(store, out):
+    clips = {c["clip_id"]: c for c in Catalog(store).read("clips").to_pylist()}
+    return lambda path: clips.get(hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def test_a_cut_minute_is_rebuilt_with_parameter_sets_from_an_earlier_minute(tmp_path):
     make_params(tmp_path)
-    out, manifest = make_fleet(tmp_path, "eu", vehicles=1, events=1, seconds=3.0, cameras=("front", "back", "left_repeater"))
+    cameras = ("front", "back", "left_repeater")
+    out, manifest = make_fleet(tmp_path, "eu", vehicles=1, events=2, seconds=3.0, cameras=cameras)
+    earlier, later = sorted(manifest["events"], key=lambda e: e["stamp"])
+    files = {c: out / later["cameras"][c]["file"] for c in cameras}
+    complete = {c: probe(files[c].read_bytes()) for c in cameras}
+    for camera, how in zip(cameras, ("moov_missing", "mdat_cut", "first_frames")):
+        _cut(files[camera], how)
+    store, summary = _ingest(tmp_path, "eu")
+    clip_of = _clips_by_file(store, out)
+    assert all(clip_of(out / c["file"]) and not clip_of(out / c["file"])["truncated"] for c in earlier["cameras"].values())
+    for camera, frames in (("front", 30), ("back", None)):
+        clip = clip_of(files[camera])
+        assert clip["truncated"] and clip["source_uri"] == f"raw/{clip['clip_id'][:2]}/{clip['clip_id']}.mp4"
+        rebuilt = probe(store.uri(clip["source_uri"]))
+        assert rebuilt.complete and rebuilt.decodable == rebuilt.frames == clip["frames"] == Catalog(store).count("frames", f"clip_id = '{clip['clip_id']}'")
+        assert frames is None or clip["frames"] == frames
+        assert 1.0 <= clip["duration_s"] <= 3.0 and clip["has_sei"]
+        assert rebuilt.telemetry == complete[camera].telemetry[: clip["frames"]]  # every kept frame in its place
+        # The uploaded bytes stay, under one name in the raw zone.
+        assert store.sha256(truncated_original(clip["clip_id"])) == clip["clip_id"] == clip["sha256"]
+        record = next(r["detail"] for r in store.audit.records() if r["sha256"] == clip["clip_id"] and r["action"] == "ingest")
+        assert record["rebuilt"] and record["parameter_sets"].endswith(f"{earlier['stamp']}-{camera}.mp4")
+        assert record["original"] == truncated_original(clip["clip_id"]) and earlier["vehicle"] not in record["parameter_sets"]
+    short = _outcomes(store)[str(files["left_repeater"].relative_to(out))]
+    assert short["reason"] == "truncated" and "< 1.0 s" in short["detail"]
+    assert summary["totals"]["truncated_kept"] == 2
+
+
+def test_a_cut_first_minute_has_no_reference_and_is_quarantined_as_truncated(tmp_path):
+    make_params(tmp_path)
+    out, manifest = make_fleet(tmp_path, "eu", vehicles=1, events=2, seconds=3.0, cameras=("front",))
+    earlier, later = sorted(manifest["events"], key=lambda e: e["stamp"])
+    _cut(out / earlier["cameras"]["front"]["file"], "mdat_cut")
+    _cut(out / later["cameras"]["front"]["file"], "moov_missing")  # a later minute is no reference, nor a cut one
+    store, summary = _ingest(tmp_path, "eu")
+    for event in (earlier, later):
+        arrival = _outcomes(store)[event["cameras"]["front"]["file"]]
+        assert arrival["outcome"] == "quarantined" and arrival["reason"] == "truncated" and "no SPS/PPS" in arrival["detail"]
+        folder = f"quarantine/truncated/{arrival['sha256']}"
+        assert store.sha256(f"{folder}/{arrival['source_uri'].rsplit('/', 1)[1]}") == arrival["sha256"]
+
+
+def test_other_fleets_fragmented_clip_cut_short_keeps_its_decodable_prefix(tmp_path):
+    make_params(tmp_path)
+    out, manifest = make_fleet(tmp_path, "eu", vehicles=1, events=1, seconds=3.0, cameras=("front", "back"), rates={"sidecar": 1.0})
     files = [out / c["file"] for c in manifest["events"][0]["cameras"].values()]
-    data = files[0].read_bytes()
-    files[0].write_bytes(data[: int(len(data) * 0.8)])  # well over 1 s survives
+    files[0].write_bytes(files[0].read_bytes()[: int(files[0].stat().st_size * 0.8)])
     files[1].write_bytes(files[1].read_bytes()[:3000])  # a few frames at most
     store, summary = _ingest(tmp_path, "eu")
-    clips = {c["clip_id"]: c for c in Catalog(store).read("clips").to_pylist()}
-    sha = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
-    kept = clips[sha(files[0])]
-    assert kept["source_uri"] == f"raw/{kept['clip_id'][:2]}/{kept['clip_id']}.mp4" and store.sha256(kept["source_uri"]) == kept["clip_id"]
-    assert kept["truncated"] and 1.0 <= kept["duration_s"] < 3.0 and kept["frames"] == Catalog(store).count("frames", f"clip_id = '{kept['clip_id']}'")
-    assert not clips[sha(files[2])]["truncated"] and clips[sha(files[2])]["frames"] == 30
+    clip = _clips_by_file(store, out)(files[0])
+    assert clip["truncated"] and 1.0 <= clip["duration_s"] < 3.0 and store.sha256(clip["source_uri"]) == clip["clip_id"]
+    assert not store.exists(truncated_original(clip["clip_id"]))  # nothing rebuilt: raw holds the upload itself
     assert _outcomes(store)[str(files[1].relative_to(out))]["reason"] in ("truncated", "undecodable")
+
+
+def test_the_pulled_drive_fault_cuts_every_camera_of_a_minute_and_ingest_sorts_them_out(tmp_path):
+    make_params(tmp_path)
+    # Seed 5 pulls the drive in three minutes; one of them has a whole earlier minute to rebuild from.
+    out, manifest = make_fleet(tmp_path, "us", vehicles=2, events=3, seconds=3.0, seed=5, rates={"truncated": 0.5})
+    store, _ = _ingest(tmp_path, "us")
+    outcomes = _outcomes(store)
+    pulled = [e for e in manifest["events"] if "pulled_at_s" in e]
+    assert len(pulled) == 3
+    seen = set()
+    for event in pulled:
+        earlier = any(e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] and "pulled_at_s" not in e for e in manifest["events"])
+        for camera in event["cameras"].values():
+            assert camera["damage"] == "truncated"
+            data = (out / camera["file"]).read_bytes()
+            assert needs_rebuild(scan(io.BytesIO(data)))  # every camera of the minute: mdat, no moov
+            arrival = outcomes[camera["file"]]
+            if not earlier:
+                assert arrival["reason"] == "truncated" and "no SPS/PPS" in arrival["detail"]
+                seen.add("no reference")
+            elif event["pulled_at_s"] >= 1.5:
+                assert arrival["outcome"] == "cataloged"
+                seen.add("rebuilt")
+            else:
+                assert arrival["outcome"] == "cataloged" or arrival["reason"] == "truncated"
+    assert seen == {"no reference", "rebuilt"}
 
 
 def test_catalog_rows_positions_coarsened_pseudonyms_and_zones(tmp_path):
@@ -199,9 +299,10 @@ def test_status_cli_reports_counts(tmp_path):
     make_params(tmp_path)
     make_fleet(tmp_path, "cn", rates={"wrong_region": 0.5})
     _ingest(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--json"], cwd=tmp_path, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's code, not whichever is installed
+    result = subprocess.run([sys.executable, "-m", "curation.cli", "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
     reports = {r["region"]: r["totals"] for r in json.loads(result.stdout)}
     assert reports["cn"]["quarantined_by_reason"] == {"wrong_region": 4} and reports["cn"]["cataloged"] == 4
     assert reports["eu"]["arrived"] == 0
-    table = subprocess.run([sys.executable, "-m", "curation.cli", "status"], cwd=tmp_path, capture_output=True, text=True).stdout
+    table = subprocess.run([sys.executable, "-m", "curation.cli", "status"], cwd=tmp_path, env=env, capture_output=True, text=True).stdout
     assert "wrong_region 4" in table
