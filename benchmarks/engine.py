@@ -1,6 +1,6 @@
 """Clips per hour of a per-clip stage at 1 and 2 workers, local pool and Ray, on simulated clips. Prints JSON.
 
-usage: python benchmarks/engine.py [--stage benchmarks.engine:transcode] [--clips 8] [--seconds 4] [--fps 10]
+usage: python benchmarks/engine.py [--stage benchmarks.engine:transcode|benchmarks.engine:redaction] [--clips 8] [--seconds 4] [--fps 10]
                                    [--width 1280 --height 720] [--runs local:1 local:2 ray:1 ray:2]
 
 --stage names a factory ``f(store) -> (stage, tasks)``: given a region store whose landing/ holds
@@ -62,6 +62,14 @@ def transcode(store):
     return Transcode(), [Task(f"clip{i:04d}", key) for i, key in enumerate(keys)]
 
 
+def redaction(store):
+    """redact@R's per-clip unit (detect, walk, mask, encode, verify with the independent detectors) on every landed camera file."""
+    from curation.redaction.clip import RedactClip
+
+    keys = [k for k in store.walk("landing") if k.endswith(".mp4")]
+    return RedactClip(), [Task(f"clip{i:04d}", {"kind": "redact", "source": key, "frames": None}) for i, key in enumerate(keys)]
+
+
 def one_run(params_path: str, kind: str, workers: int, factory: str) -> dict:
     """One configuration, in this process: map the stage, commit every result."""
     store = RegionStore(load_params(params_path), "cn", actor="benchmark")
@@ -73,6 +81,8 @@ def one_run(params_path: str, kind: str, workers: int, factory: str) -> dict:
         first = first or time.perf_counter() - start
         ok += commit(store, result, f"bench/{kind}-{workers}/{result.task_id}{stage.suffix}")
         frames += result.record.get("frames", 0) if isinstance(result.record, dict) else 0
+        if not result.ok:
+            print(f"{result.task_id}: {result.error}", file=sys.stderr)
     wall = time.perf_counter() - start
     return {"engine": kind, "workers": workers, "clips": len(tasks), "committed": ok, "frames": frames, "wall_s": round(wall, 2),
             "clips_per_hour": round(len(tasks) * 3600 / wall), "frames_per_s": round(frames / wall, 1), "first_result_s": round(first, 2),

@@ -130,7 +130,7 @@ def main() -> None:
     detectors, config = Detectors(params, args.region), RedactionConfig.from_params(params, args.region)
     version = params.region(args.region).version
     # Judges of what is real on the dashcam input: the independent verifiers at the redactor's thresholds.
-    judges = Detectors(params, args.region).verify
+    judges = [getattr(d, "detector", d) for d in Detectors(params, args.region).verify]
     for judge, redactor in zip(judges, detectors.redact):
         judge.threshold = redactor.threshold
     with tempfile.TemporaryDirectory() as folder:

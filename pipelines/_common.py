@@ -23,15 +23,26 @@ def store_key(store: RegionStore, argument: str) -> str:
     return store.key(store.path(target, "access"))
 
 
-def run_region_stage(stage) -> None:
-    """`python -m pipelines.<stage> REGION METRICS_JSON`: run ``stage(store, params)``, print and write its metrics."""
-    import sys
+def run_region_stage(stage, engine: bool = False) -> None:
+    """`python -m pipelines.<stage> REGION METRICS_JSON [--workers N|auto]`: run ``stage(store, params)``,
+    print and write its metrics. ``engine``: the stage maps its clips over params.engine, and
+    ``--workers`` overrides how many workers (the same results with any number: not a DVC param)."""
+    import argparse
 
-    region, metrics = sys.argv[1:3]
-    params, store = stage_store(region)
-    document = stage(store, params)
+    parser = argparse.ArgumentParser(description="A region stage of dvc.yaml.")
+    parser.add_argument("region")
+    parser.add_argument("metrics")
+    if engine:
+        parser.add_argument("--workers", default=None, help="local workers: auto (one per core, the default) or a number; 1 runs in process")
+    args = parser.parse_args()
+    params, store = stage_store(args.region)
+    if engine and args.workers:
+        workers = args.workers if args.workers == "auto" else int(args.workers)
+        document = stage(store, params, engine=params.engine.model_copy(update={"workers": workers}))
+    else:
+        document = stage(store, params)
     print(json.dumps(document, indent=1))
-    write_metrics(metrics, document)
+    write_metrics(args.metrics, document)
 
 
 def write_metrics(path: str, document) -> None:

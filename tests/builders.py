@@ -91,3 +91,30 @@ def run_in(root: Path, *args: str, check: bool = True):
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     assert not check or result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def pan_zoom_clip(target, images: list[Path], seconds_each: float = 2.0, fps: float = 25.0, width: int = 1280, height: int = 720,
+                  zoom: tuple[float, float] = (1.0, 1.6)) -> int:
+    """Real footage made from real photos: a camera panning and zooming over each picture in turn
+    (H.264, ``width`` x ``height``), as a dashcam would see a scene drift by. Returns the frame count."""
+    import cv2
+    import numpy as np
+
+    from curation.media.video import VideoWriter
+
+    count = 0
+    with VideoWriter(target, width, height, fps=fps, crf=18) as writer:
+        for path in images:
+            photo = cv2.imread(str(path))[..., ::-1]
+            base = max(width / photo.shape[1], height / photo.shape[0])  # the whole frame always shows the photo
+            steps = int(round(seconds_each * fps))
+            for k in range(steps):
+                t = k / max(steps - 1, 1)
+                scale = base * (zoom[0] + (zoom[1] - zoom[0]) * t)
+                view_w, view_h = width / scale, height / scale
+                x0 = (photo.shape[1] - view_w) * (0.2 + 0.6 * t)
+                y0 = (photo.shape[0] - view_h) * 0.5
+                matrix = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], np.float32)
+                writer.write(cv2.warpAffine(np.ascontiguousarray(photo), matrix, (width, height), flags=cv2.INTER_LINEAR))
+                count += 1
+    return count

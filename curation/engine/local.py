@@ -36,8 +36,20 @@ def in_process(spec: WorkerSpec, tasks: Iterable[Task]) -> Iterator[Result]:
 def _start(spec: WorkerSpec, threads: int) -> None:
     global _spec
     _spec = spec
+    _die_with_parent()
     # Workers share the cores: each gets its share for ONNX Runtime, OpenCV and torch, not all of them.
     os.environ["CURATION_THREADS"] = str(threads)
+
+
+def _die_with_parent() -> None:
+    """A worker must not outlive a killed stage: it would go on writing a clip's temporary output
+    while the rerun writes the same key (Linux: PR_SET_PDEATHSIG; elsewhere the pool's pipes end it)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 
 
 def _run(task: Task) -> Result:

@@ -123,6 +123,8 @@ def cover(tracks: list, n_frames: int, config: TrackConfig, size: tuple[int, int
         if len(frames) > 1:  # a fast object's position is uncertain in proportion to its speed
             centres = (boxes[:, :2] + boxes[:, 2:]) / 2
             slack = config.speed_margin * np.abs(np.gradient(centres, axis=0)) * distance[:, None]
+            # ...but a mask is never much larger than the object could be: at most max_margin more each side.
+            slack = np.minimum(slack, config.max_margin * (boxes[:, 2:] - boxes[:, :2]))
             enlarged += np.concatenate([-slack, slack], 1)
         if size is not None:
             enlarged = np.clip(enlarged, 0, [size[0], size[1], size[0], size[1]])

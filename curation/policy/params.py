@@ -260,6 +260,8 @@ class RedactionParams(Strict):
     verify_plate_model: str = "package:safelicensing/best.pt"  # a separately trained plate YOLOv8n
     verify_plate_threshold: Fraction = 0.4
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
+    verify_large_threshold: Fraction = 0.5  # for objects at least twice the policy minimum (found at any threshold up to 0.6)
+    repair: bool = True  # what the verifiers still find is masked and the clip verified once more; false: it fails the clip
     crf: int = Field(default=20, ge=0, le=51)
     # x264 preset of the redacted output: ultrafast (with B-frames) encodes 720p in 2.5 ms a frame
     # against 8.5 for veryfast, 0.64 dB less PSNR at the same crf, 21 % fewer bytes (simulated clips).

@@ -20,8 +20,8 @@ import numpy as np
 from curation.engine import Resources, Result, Stage, Task
 from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.detectors import Detectors
-from curation.redaction.verify import verify_video
-from curation.redaction.video import RedactionConfig, redact_video
+from curation.redaction.verify import redact_verified, verify_video
+from curation.redaction.video import RedactionConfig
 
 __all__ = ["RedactClip"]
 
@@ -48,15 +48,12 @@ class RedactClip(Stage):
         scratch = self.scratch(task)
         blank = None if payload.get("blank") is None else np.asarray(payload["blank"], bool)
         manual = {int(i): Detections.from_items(items) for i, items in (payload.get("manual") or {}).items()}
-        with self.store.open(payload["source"]) as source, self.store.open(scratch, "wb") as target:
-            result = redact_video(source, target, self.detectors.redact, self.config, blank_frames=blank,
-                                  max_frames=payload["frames"], manual=manual)
-        redacted = time.perf_counter() - start
-        with self.store.open(scratch) as output:
-            verification = verify_video(output, self.detectors.verify, self.detectors.min_height, result.boxes, result.frames)
+        with self.store.open(payload["source"]) as source:
+            result, rounds = redact_verified(source, lambda mode: self.store.open(scratch, mode), self.detectors, self.config,
+                                             self.config.repair, blank, payload["frames"], manual)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
-        record = {"kind": "redact", "verification": verification, "frames": result.frames, "pts": result.pts.tolist(),
-                  "boxes": [d.to_items() for d in result.boxes], "blanked": result.blanked.tolist(), "tracks": tracks,
-                  "output_sha256": self.store.sha256(scratch),
-                  "seconds": {**result.seconds, "redact_s": redacted, "verify_s": time.perf_counter() - start - redacted}}
+        record = {"kind": "redact", "verification": rounds[-1], "repaired": rounds[0].findings if len(rounds) > 1 else [],
+                  "frames": result.frames, "pts": result.pts.tolist(), "boxes": [d.to_items() for d in result.boxes],
+                  "blanked": result.blanked.tolist(), "tracks": tracks, "output_sha256": self.store.sha256(scratch),
+                  "seconds": {**result.seconds, "total_s": time.perf_counter() - start}}
         return Result(task.id, record=record, output=scratch)

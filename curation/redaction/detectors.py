@@ -22,11 +22,26 @@ from curation.perception.plates import PlateDetector
 from curation.perception.retinaface import RetinaFaceDetector
 from curation.redaction.video import min_heights
 
-__all__ = ["Detectors"]
+__all__ = ["Detectors", "Gated"]
 
 # RetinaFace at full resolution for a 32 px policy: at 0.75 (24 px faces) it was less sensitive than
 # CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
 VERIFY_FACE_PX = 32
+LARGE = 2  # objects at least this many times the policy minimum are "large" for the verifiers' gate
+
+
+class Gated:
+    """A verifier whose confidence threshold rises for large objects: low thresholds are what make
+    verification sensitive to small faces and plates, and large ones need none of it (every large
+    face and plate is found at 0.5 and above; benchmarks/verifier_sensitivity.py), while low-confidence
+    large boxes are what a detector invents from torsos, hands and car backs."""
+
+    def __init__(self, detector, large_px: float, large_threshold: float):
+        self.detector, self.large_px, self.large_threshold = detector, large_px, large_threshold
+        self.name, self.class_id, self.model_sha256, self.threshold = detector.name, detector.class_id, detector.model_sha256, detector.threshold
+
+    def __call__(self, frames):
+        return [d[(d.height < self.large_px) | (d.confidence >= self.large_threshold)] for d in self.detector(frames)]
 
 
 class Detectors:
@@ -40,16 +55,19 @@ class Detectors:
             # the policy's smallest face there, plus a quarter-resolution pass for frame-filling faces.
             scales = (min(1.0, 24 / policy.min_face_px), 0.25)
             self.redact.append(FaceDetector(stage.face_threshold, stage.device, scales))
-            self.verify.append(RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px)))
+            face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px))
+            self.verify.append(Gated(face_verifier, LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)))
         if policy.plates:
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
-            self.verify.append(PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device))
+            plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device)
+            self.verify.append(Gated(plate_verifier, LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold)))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
-        self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}" for d in self.verify)
+        self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}/{d.large_threshold}" for d in self.verify)
 
     def describe(self) -> dict:
         """Names, weights hashes and thresholds of every detector, for proof records."""
         def entry(d):
-            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold}
+            gate = {"large_px": d.large_px, "large_threshold": d.large_threshold} if isinstance(d, Gated) else {}
+            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate}
         return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}

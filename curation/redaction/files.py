@@ -38,7 +38,7 @@ from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
 from curation.redaction.detectors import Detectors
 from curation.redaction.masks import redact
-from curation.redaction.verify import Verification, verify_frames, verify_video
+from curation.redaction.verify import Verification, redact_verified, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
 __all__ = ["redact_file", "output_for", "proof_path"]
@@ -80,16 +80,25 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     if not cv2.imwrite(str(partial), np.ascontiguousarray(result[..., ::-1])):
         raise CurationError(f"{partial}: cannot write")
     written = cv2.imread(str(partial), cv2.IMREAD_COLOR)[..., ::-1]  # verify what was stored (JPEG and all)
-    verification = Verification(1, 1, verify_frames({0: np.ascontiguousarray(written)}, detectors.verify, detectors.min_height, {0: boxes})) \
-        if verify else None
-    return [boxes], [0], verification
+    rounds = [Verification(1, 1, verify_frames({0: np.ascontiguousarray(written)}, detectors.verify, detectors.min_height, {0: boxes}))] \
+        if verify else []
+    if rounds and rounds[0].findings and config.repair:  # mask what the second opinion found, and look again
+        boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[0].findings])])
+        result = redact(rgb, boxes, config.method)
+        cv2.imwrite(str(partial), np.ascontiguousarray(result[..., ::-1]))
+        written = np.ascontiguousarray(cv2.imread(str(partial), cv2.IMREAD_COLOR)[..., ::-1])
+        rounds.append(Verification(1, 1, verify_frames({0: written}, detectors.verify, detectors.min_height, {0: boxes})))
+    return [boxes], [0], rounds
 
 
 def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool):
-    with open(source, "rb") as handle, open(partial, "wb") as target:
-        result = redact_video(handle, target, detectors.redact, config)
-    verification = verify_video(partial, detectors.verify, detectors.min_height, result.boxes, result.frames) if verify else None
-    return result.boxes, result.pts.tolist(), verification
+    with open(source, "rb") as handle:
+        if not verify:
+            with open(partial, "wb") as target:
+                result = redact_video(handle, target, detectors.redact, config)
+            return result.boxes, result.pts.tolist(), []
+        result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair)
+    return result.boxes, result.pts.tolist(), rounds
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,
@@ -100,11 +109,12 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     still = source.suffix.lower() in IMAGE_SUFFIXES
     try:
-        boxes, pts, verification = (_redact_still if still else _redact_video)(source, partial, detectors, config, verify)
+        boxes, pts, rounds = (_redact_still if still else _redact_video)(source, partial, detectors, config, verify)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - start
+    verification = rounds[-1] if rounds else None
     passed = verification is None or verification.passed
     kept = target if passed else target.with_name(f"{target.stem}.FAILED{target.suffix}") if keep_failed else None
     output_sha256 = _sha256(partial)
@@ -116,16 +126,19 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
         "input": str(source), "input_sha256": _sha256(source), "output": str(kept) if kept else None,
         "output_sha256": output_sha256 if kept else None, "policy_version": policy_version, "method": config.method,
         "detectors": detectors.describe(), "min_height_px": {CLASSES[c]: px for c, px in detectors.min_height.items()},
-        "verification": "off" if verification is None else {"passed": verification.passed, "summary": verification.summary(),
-                                                              "frames": verification.frames, "expected": verification.expected,
-                                                              "findings": verification.findings},
+        "verification": "off" if verification is None else {
+            "passed": verification.passed, "summary": verification.summary(), "frames": verification.frames, "expected": verification.expected,
+            "findings": verification.findings,
+            # What the second opinion found on the first output and was masked too (redaction.repair): kept as evidence.
+            "repaired": rounds[0].findings if len(rounds) > 1 else []},
         "frames": [{"index": i, "pts": int(p), "masked": d.to_items()} for i, (p, d) in enumerate(zip(pts, boxes))],
     }
     proof_path(target).write_text(json.dumps(proof, indent=1))
     summary = {"input": str(source), "output": str(kept) if kept else None, "proof": str(proof_path(target)), "frames": len(boxes),
                "fps": round(len(boxes) / seconds, 2),
                "face_tracks": _tracks(boxes, "face"), "plate_tracks": _tracks(boxes, "plate"),
-               "verification": "off" if verification is None else ("passed" if passed else verification.summary())}
+               "verification": "off" if verification is None else ("passed" if passed else verification.summary()),
+               "repaired": len(rounds[0].findings) if len(rounds) > 1 else 0}
     if verification is not None and verification.findings:
         summary["findings"] = verification.findings[:5]
     return summary

