@@ -201,7 +201,8 @@ def retention_sweep(
 @retention_app.command("report")
 def retention_report(
     region: str = typer.Option(None, "--region", "-r", help="One region (default: every region in params)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    everything: bool = typer.Option(False, "--all", help="Also list each object kept with no clock (default: only their count)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table (every object)."),
     params: Path = PARAMS,
 ):
     """Every object on a retention clock: kind, what it is, when it is due and by which rule (nothing is deleted)."""
@@ -222,13 +223,19 @@ def retention_report(
         typer.echo(json.dumps([{"region": name, "kind": d.kind, "subject": d.subject, "sha256": d.sha256, "rule": d.rule,
                                 "deadline": d.deadline.isoformat() if d.deadline else None, "due": d.due(now)} for name, d in rows], indent=1))
         return
+    from collections import Counter
+
+    unclocked = Counter((name, d.kind) for name, d in rows if d.deadline is None)
     table = Table(title=f"retention ({now:%Y-%m-%d %H:%M} UTC)")
     for column in ("region", "kind", "object", "sha256", "due", "rule"):
         table.add_column(column)
-    for name, d in rows:
+    for name, d in (rows if everything else [(n, d) for n, d in rows if d.deadline is not None]):
         when = "no clock" if d.deadline is None else "now" if d.due(now) else f"in {(d.deadline - now).total_seconds() / 3600:.1f} h"
         table.add_row(name, d.kind, d.subject if len(d.subject) <= 48 else d.subject[:20] + "…" + d.subject[-20:], d.sha256[:12], when, d.rule)
     Console(width=200).print(table)
+    for name in sorted({n for n, _ in unclocked}):
+        kept = ", ".join(f"{kind} {count}" for (n, kind), count in sorted(unclocked.items()) if n == name)
+        typer.echo(f"{name}: kept with no clock (until a person deletes them): {kept}")
 
 
 @app.command("dvc", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
