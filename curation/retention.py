@@ -229,10 +229,12 @@ class _Region:
         for kind in KINDS[1:]:
             yield from getattr(self, f"_{kind}")()
 
-    def _raw(self) -> Iterator[Due]:
-        done = {r["subject"] for r in self.catalog.read("deletions", ["subject"], "kind = 'raw'").to_pylist()}
-        sources = {c["clip_id"]: c["source_uri"] for c in self.catalog.read("clips", ["clip_id", "source_uri"]).to_pylist()}
-        for row in self.catalog.read("redacted_clips", ["clip_id", "status", "retention_deadline", "redacted_at"]).to_pylist():
+    def _raw(self, clip_id: str | None = None) -> Iterator[Due]:
+        only = f" AND subject = '{clip_id}'" if clip_id else ""
+        done = {r["subject"] for r in self.catalog.read("deletions", ["subject"], f"kind = 'raw'{only}").to_pylist()}
+        where = f"clip_id = '{clip_id}'" if clip_id else None
+        sources = {c["clip_id"]: c["source_uri"] for c in self.catalog.read("clips", ["clip_id", "source_uri"], where).to_pylist()}
+        for row in self.catalog.read("redacted_clips", ["clip_id", "status", "retention_deadline", "redacted_at"], where).to_pylist():
             clip_id, deadline = row["clip_id"], row["retention_deadline"]
             if clip_id in done or clip_id not in sources or row["status"] == "raw_missing":
                 continue
@@ -420,8 +422,8 @@ def sweep(store: RegionStore, now: datetime | None = None, dry_run: bool = False
 def retire(store: RegionStore, catalog: Catalog, clip_id: str, now: datetime | None = None) -> bool:
     """Erase one clip's raw media if its deadline has come (redact@R, right after its row is written)."""
     region = _Region(store, catalog, now)
-    for item in region._raw():
-        if item.subject == clip_id and item.due(region.now):
+    for item in region._raw(clip_id):
+        if item.due(region.now):
             region.erase(item)
             return True
     return False
