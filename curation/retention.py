@@ -186,12 +186,25 @@ def _hashes(store: RegionStore, key: str) -> tuple[str, str]:
 
 # ---- one region's sweep --------------------------------------------------------------------------
 class _Region:
-    def __init__(self, store: RegionStore, catalog: Catalog | None, now: datetime | None):
+    def __init__(self, store: RegionStore, catalog: Catalog | None, now: datetime | None, landing: str = LANDING):
         self.store, self.catalog = store, catalog or Catalog(store)
         self.now = now or datetime.now(timezone.utc)
         self.retention = store.policy.retention
+        self.prefix = landing
         self._dvc: _Dvc | None = None
         self._landing: dict[str, list[str]] | None = None
+        self._secret: bytes | None = None
+
+    def shown(self, key: str) -> str:
+        """How records name a key: a landing path with its vehicle folder (a VIN) as its pseudonym."""
+        if not key.startswith(self.prefix + "/"):
+            return key
+        if self._secret is None:
+            self._secret = keys.pseudonym_key(self.store)
+        return masked(self._secret, self.prefix, key)
+
+    def delete(self, key: str, reason: str) -> None:
+        self.store.delete(key, reason=reason, recorded_as=self.shown(key))
 
     @property
     def dvc(self) -> _Dvc:
@@ -203,15 +216,14 @@ class _Region:
         """Landing keys holding recorded arrivals of these bytes (the catalog names them by pseudonym)."""
         if self._landing is None:
             self._landing = {}
-            files = [k for k in self.store.walk(LANDING)]
+            files = list(self.store.walk(self.prefix))
             if files:
                 arrivals = self.catalog.read("arrivals", ["source_uri", "sha256"]).to_pylist()
                 by_uri = {}
                 for a in arrivals:
                     by_uri.setdefault(a["source_uri"], set()).add(a["sha256"])
-                secret = keys.pseudonym_key(self.store)
                 for key in files:
-                    for candidate in by_uri.get(masked(secret, LANDING, key), ()):
+                    for candidate in by_uri.get(self.shown(key), ()):
                         self._landing.setdefault(candidate, []).append(key)
         return [k for k in self._landing.get(sha, []) if self.store.exists(k)]
 
@@ -315,13 +327,13 @@ class _Region:
         hashed = {key: _hashes(store, key) for key in files}
         cache, remote = self.dvc.erase({md5: store.size(key) for key, (_, md5) in hashed.items()}, set(files), due.rule)
         for key in files:
-            store.delete(key, reason=due.rule)
+            self.delete(key, due.rule)
         for name in names:
             if store.exists(name):  # the folders, now empty
-                store.delete(name, reason=due.rule)
+                self.delete(name, due.rule)
         if due.kind == "reviews":
             self.catalog.table("reviews").delete(f"review_id = '{due.subject}'")
-        removed = [{"key": key, "sha256": sha} for key, (sha, _) in hashed.items()]
+        removed = [{"key": self.shown(key), "sha256": sha} for key, (sha, _) in hashed.items()]
         record = store.audit.append(store.actor, "erase", due.subject, due.sha256, kind=due.kind, rule=due.rule, names=removed,
                                     dvc_cache=cache, dvc_remote=remote, due=due.deadline.isoformat() if due.deadline else None)
         deletion = Deletion(due.sha256, due.kind, due.subject, due.rule, json.dumps(removed), cache, remote, due.deadline or self.now,
@@ -342,12 +354,10 @@ class _Region:
         arrivals = self.catalog.read("arrivals", ["source_uri", "sha256", "outcome", "reason"]).to_pylist()
         outcomes = {(a["source_uri"], a["sha256"]): (a["outcome"], a["reason"]) for a in arrivals}
         if recorded is None:
-            files = list(store.walk(landing))
-            secret = keys.pseudonym_key(store) if files else b""
             uris = {a["source_uri"] for a in arrivals}
             recorded = {}
-            for key in files:
-                uri = masked(secret, landing, key)
+            for key in store.walk(landing):
+                uri = self.shown(key)
                 if uri in uris and (uri, sha := store.sha256(key)) in outcomes:
                     recorded[key] = (sha, uri)
         hours = self.retention.landing
@@ -375,13 +385,13 @@ class _Region:
                 continue
             key = due.names[0]
             if kept:
-                self.store.delete(key, reason=due.rule)
+                self.delete(key, due.rule)
             else:
                 self.erase(due)
             folders.add(posixpath.dirname(key))
             sidecar = key[:-4] + ".json"
             if key.endswith(".mp4") and self.store.exists(sidecar):
-                self.store.delete(sidecar, reason="landing: the sidecar of an upload that left")
+                self.delete(sidecar, "landing: the sidecar of an upload that left")
         for folder in sorted(folders):
             self._release_companions(folder)
         return gone
@@ -398,19 +408,19 @@ class _Region:
             stamp = _STAMPED.match(name)
             if any(v.startswith(stamp.group(1)) for v in videos) if stamp else videos:
                 continue
-            self.store.delete(f"{folder}/{name}", reason="landing: a companion of uploads that left")
+            self.delete(f"{folder}/{name}", "landing: a companion of uploads that left")
 
 
 # ---- entry points --------------------------------------------------------------------------------
 def schedule(store: RegionStore, now: datetime | None = None, catalog: Catalog | None = None, landing: str = LANDING) -> list[Due]:
     """Every object of the region with a retention rule, due or not (``curation retention report``)."""
-    return list(_Region(store, catalog, now).schedule(landing))
+    return list(_Region(store, catalog, now, landing).schedule(landing))
 
 
 def sweep(store: RegionStore, now: datetime | None = None, dry_run: bool = False, catalog: Catalog | None = None,
           landing: str = LANDING) -> list[Due]:
     """Delete everything due in the region (nothing with ``dry_run``); returns what was (would be) deleted."""
-    region = _Region(store, catalog, now)
+    region = _Region(store, catalog, now, landing)
     gone = region.release_landing(landing, dry_run=dry_run)
     due = [d for kind in KINDS[1:] for d in getattr(region, f"_{kind}")() if d.due(region.now)]
     if not dry_run:
@@ -432,7 +442,7 @@ def retire(store: RegionStore, catalog: Catalog, clip_id: str, now: datetime | N
 def release_landing(store: RegionStore, landing: str, recorded: dict[str, tuple[str, str]], catalog: Catalog | None = None,
                     now: datetime | None = None) -> list[Due]:
     """ingest@R, once its arrivals are committed: ``recorded`` maps landing key -> (sha256, catalog name)."""
-    return _Region(store, catalog, now).release_landing(landing, recorded)
+    return _Region(store, catalog, now, landing).release_landing(landing, recorded)
 
 
 def erase(store: RegionStore, due: Due, catalog: Catalog | None = None, now: datetime | None = None) -> dict:

@@ -62,7 +62,6 @@ def pseudonym_key(store: RegionStore) -> bytes:
     return keys.pseudonym_key(store)
 
 
-
 @dataclass
 class _Batch:
     frames: list[dict] = field(default_factory=list)

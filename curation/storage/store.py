@@ -527,13 +527,16 @@ class RegionStore:
             if self._disk.lstat(destination) is None:
                 self._disk.copy(source, destination, lambda: None)
 
-    def delete(self, key: str, reason: str = "") -> None:
-        """Delete a file or folder; recorded in the audit log first (retention is a legal duty)."""
+    def delete(self, key: str, reason: str = "", recorded_as: str | None = None) -> None:
+        """Delete a file or folder; recorded in the audit log first (retention is a legal duty).
+
+        ``recorded_as`` is the name the record gives it: ingest names landing files by their
+        pseudonymous path, so that no VIN reaches the log."""
         parts, key = self._resolve(key, "delete", mutating=True)
 
         def record(digest: str | None, files: int) -> None:
             extra = {} if digest is not None else {"files": files}
-            self.audit.append(self.actor, "delete", describe(key), digest, reason=reason, **extra)
+            self.audit.append(self.actor, "delete", describe(recorded_as or key), digest, reason=reason, **extra)
 
         if self.local:
             with self._guarded("delete", key):

@@ -118,6 +118,8 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
     # landing/ is emptied: every camera file, event file and stray left once recorded; each vehicle's consent stays.
     left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert left == sorted(["simulation.json", *(f"{vin}/consent.json" for vin in manifest["vehicles"])])
+    log = (Path(store.root) / "audit" / "log.jsonl").read_text()
+    assert not any(vin in log for vin in manifest["vehicles"])  # every landing name is recorded by its pseudonym
     assert store.audit.verify() > len(outcomes)
 
 
