@@ -173,6 +173,96 @@ def status_command(
             typer.echo(f"{report['region']}: redaction_failed {clip_id} (never exported; see redacted_clips.findings)")
 
 
+retention_app = typer.Typer(help="When footage, and what is made of it, is deleted: what is due, and the sweep that deletes it.",
+                            no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("sweep")
+def retention_sweep(
+    region: str = typer.Option(..., "--region", "-r", help="The region whose clocks to enforce (run it on that region's machines)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what is due without deleting anything (default: delete)."),
+    params: Path = PARAMS,
+):
+    """Delete everything due in REGION (params regions.R.retention): every name and copy, the DVC cache and
+    remote objects included, one `erase` audit record and one `deletions` row per object.
+
+    The stages run it too; run it from cron (hourly, say), since time passing re-runs no DVC stage."""
+    from curation.policy.params import load_params
+    from curation.retention import sweep
+    from curation.storage.store import RegionStore
+
+    gone = sweep(RegionStore(load_params(params), region), dry_run=dry_run)
+    for due in gone:
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {due.kind} {due.subject} ({due.rule})")
+    typer.echo(f"retention {region}: {len(gone)} object(s) {'due' if dry_run else 'deleted'}")
+
+
+@retention_app.command("report")
+def retention_report(
+    region: str = typer.Option(None, "--region", "-r", help="One region (default: every region in params)."),
+    everything: bool = typer.Option(False, "--all", help="Also list each object kept with no clock (default: only their count)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table (every object)."),
+    params: Path = PARAMS,
+):
+    """Every object on a retention clock: kind, what it is, when it is due and by which rule (nothing is deleted)."""
+    import json
+    from datetime import datetime, timezone
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from curation.policy.params import load_params
+    from curation.retention import schedule
+    from curation.storage.store import RegionStore
+
+    loaded, now = load_params(params), datetime.now(timezone.utc)
+    rows = [(name, due) for name in ([region] if region else list(loaded.regions)) for due in schedule(RegionStore(loaded, name), now)]
+    rows.sort(key=lambda r: (r[0], r[1].deadline is None, r[1].deadline or now, r[1].kind))
+    if as_json:
+        typer.echo(json.dumps([{"region": name, "kind": d.kind, "subject": d.subject, "sha256": d.sha256, "rule": d.rule,
+                                "deadline": d.deadline.isoformat() if d.deadline else None, "due": d.due(now)} for name, d in rows], indent=1))
+        return
+    from collections import Counter
+
+    unclocked = Counter((name, d.kind) for name, d in rows if d.deadline is None)
+    table = Table(title=f"retention ({now:%Y-%m-%d %H:%M} UTC)")
+    for column in ("region", "kind", "object", "sha256", "due", "rule"):
+        table.add_column(column)
+    for name, d in (rows if everything else [(n, d) for n, d in rows if d.deadline is not None]):
+        when = "no clock" if d.deadline is None else "now" if d.due(now) else f"in {(d.deadline - now).total_seconds() / 3600:.1f} h"
+        table.add_row(name, d.kind, d.subject if len(d.subject) <= 48 else d.subject[:20] + "…" + d.subject[-20:], d.sha256[:12], when, d.rule)
+    Console(width=200).print(table)
+    for name in sorted({n for n, _ in unclocked}):
+        kept = ", ".join(f"{kind} {count}" for (n, kind), count in sorted(unclocked.items()) if n == name)
+        typer.echo(f"{name}: kept with no clock (until a person deletes them): {kept}")
+
+
+@app.command("dvc", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+def dvc_command(
+    args: list[str] = typer.Argument(..., metavar="DVC_ARGS...", help="The dvc command and its arguments, e.g. repro export@cn."),
+    region: str = typer.Option(..., "--region", help="The region whose DVC cache (in its store) the command uses."),
+    params: Path = PARAMS,
+):
+    """Run `dvc ARGS` for one region, its cache and DVC state inside its store: `curation dvc --region cn repro export@cn`.
+
+    repro, push, pull, fetch, status, checkout and commit act on the region's stages when no target is
+    named; a target outside the region (another region's stage or store) is refused. `make run` runs
+    `curation dvc --region R repro` for every region, one after the other."""
+    import os
+    import subprocess
+
+    from curation.policy.caches import dvc_environment
+    from curation.policy.check import region_targets
+    from curation.policy.params import load_params
+    from curation.storage.store import RegionStore
+
+    loaded = load_params(params)
+    args = region_targets(loaded, region, list(args), Path("dvc.yaml"))
+    env = {**os.environ, **dvc_environment(RegionStore(loaded, region))}
+    raise typer.Exit(subprocess.run([sys.executable, "-m", "dvc", *args], env=env).returncode)
+
+
 @app.command("redact")
 def redact_command(
     inputs: list[str] = typer.Argument(..., help="Video or image files, folders (searched recursively) or globs to redact."),

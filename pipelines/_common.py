@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
+from curation.errors import PolicyError
+from curation.policy.caches import refuse_foreign_cache
 from curation.policy.params import Params, load_params
 from curation.storage.store import RegionStore
 
 
 def stage_store(region: str, params_path: str = "params.yaml") -> tuple[Params, RegionStore]:
     params = load_params(params_path)
+    if os.environ.get("DVC_STAGE"):  # DVC caches what this stage writes: only in the region's own store
+        try:
+            refuse_foreign_cache(params, region, os.environ.get("DVC_ROOT", "."))
+        except PolicyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(error.exit_code)
     return params, RegionStore(params, region, actor=f"dvc:{os.environ.get('USER', 'pipeline')}")
 
 

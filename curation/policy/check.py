@@ -1,11 +1,13 @@
 """Static residency check of a DVC pipeline against params.yaml.
 
 Reads dvc.yaml, expands ``foreach`` stages and ``${...}`` references the way DVC does for the
-forms this project uses, then checks two rules:
+forms this project uses, then checks three rules:
 
 * every out under a region's store declares ``remote:`` equal to that region's ``dvc_remote``
   (and an out that declares a region's remote lies in that region's store);
 * no stage reads or writes the stores of two regions;
+* a region's cached outs are cached inside its store, never in a cache of the repository
+  (curation.policy.caches: no ``cache.dir`` in .dvc/config, no linking cache type, an empty .dvc/cache);
 
 and that each stage's deps are complete: every project module its ``python -m pipelines.<stage>``
 command imports (the closure from curation.policy.deps), every data file that code reads, and
@@ -21,6 +23,9 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
+import fnmatch
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,10 +35,11 @@ from typing import Any
 import yaml
 
 from curation.errors import PolicyError
+from curation.policy.caches import cache_violations
 from curation.policy.deps import closure, data_files
-from curation.policy.params import Params
+from curation.policy.params import Params, store_holding
 
-__all__ = ["Violation", "check_pipeline", "expand_stages"]
+__all__ = ["Violation", "check_pipeline", "expand_stages", "region_targets"]
 
 _REFERENCE = re.compile(r"\$\{\s*([^}]+?)\s*\}")
 _MODULE = re.compile(r"\bpython3?\s+-m\s+([\w.]+)")
@@ -125,7 +131,7 @@ def check_pipeline(params: Params, dvc_path: str | Path) -> list[Violation]:
         raise PolicyError(f"{dvc_path}: not valid YAML ({error})") from None
     stores = {n: Path(r.store) for n, r in params.regions.items() if not r.is_s3}
     remotes = {r.dvc_remote: n for n, r in params.regions.items()}
-    violations = []
+    violations, cached = [], set()
     for name, stage in expand_stages(dvc, params_document, str(dvc_path)).items():
         base = (dvc_path.parent / stage.get("wdir", ".")).resolve()
         touched: dict[str, str] = {}  # region -> first path of it this stage touches
@@ -135,6 +141,8 @@ def check_pipeline(params: Params, dvc_path: str | Path) -> list[Violation]:
                 remote = options.get("remote")
                 if region is not None:
                     touched.setdefault(region, out)
+                    if options.get("cache", True):
+                        cached.add(region)
                     expected = params.regions[region].dvc_remote
                     if remote != expected:
                         violations.append(Violation(name, out, f"in region {region}'s store but remote is "
@@ -155,6 +163,8 @@ def check_pipeline(params: Params, dvc_path: str | Path) -> list[Violation]:
             violation = Violation(name.split("@")[0], missing, f"not in the stage's deps ({why}); add it to dvc.yaml")
             if violation not in violations:  # once per stage, not once per region
                 violations.append(violation)
+    if (dvc_path.parent / ".dvc").is_dir():
+        violations += [Violation("dvc cache", path, problem) for path, problem in cache_violations(params, dvc_path.parent, cached)]
     return violations
 
 
@@ -203,3 +213,38 @@ def _only_docstring(path: Path) -> bool:
         return False
     body = ast.parse(path.read_text()).body
     return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+SCOPED = ("repro", "push", "pull", "fetch", "status", "checkout", "commit")  # DVC commands that take stages or outs as targets
+
+
+def region_targets(params: Params, region: str, args: list[str], dvc_path: str | Path = "dvc.yaml") -> list[str]:
+    """``dvc`` arguments for region ``region`` alone (`curation dvc`): its stages as the targets of a command
+    that names none; a target of another region (a stage, a glob, a path in its store) is refused."""
+    from dvc.cli import parse_args
+
+    params.region(region)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            namespace = parse_args(args)
+    except SystemExit:  # --help, or DVC's own usage error: dvc prints it
+        return args
+    targets = getattr(namespace, "targets", None)
+    if getattr(namespace, "cmd", None) not in SCOPED or targets is None:
+        return args
+    dvc = yaml.safe_load(Path(dvc_path).read_text()) or {}
+    stages = sorted(n for n in expand_stages(dvc, yaml.safe_load(Path(params.source).read_text()), str(dvc_path)) if n.endswith(f"@{region}"))
+    if not targets:
+        return args + stages
+    everything = expand_stages(dvc, yaml.safe_load(Path(params.source).read_text()), str(dvc_path))
+    for target in targets:
+        name = target.rsplit(":", 1)[-1]
+        if getattr(namespace, "glob", False):
+            matched = fnmatch.filter(everything, name)
+            ours = bool(matched) and set(matched) <= set(stages)
+        else:
+            ours = name in stages or (name not in everything and store_holding(params, target) == region)
+        if not ours:
+            raise PolicyError(f"curation dvc --region {region}: target {target!r} is not one of region {region}'s stages or paths; "
+                              "run it with that region's --region (README: Caches in their region)")
+    return args

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from curation.errors import PolicyError
 from curation.policy.zones import Zones, load_zones
 
-__all__ = ["EngineParams", "Params", "RegionPolicy", "load_params", "store_holding"]
+__all__ = ["EngineParams", "Params", "QUARANTINE_REASONS", "RegionPolicy", "Retention", "load_params", "store_holding"]
 
 RegionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
@@ -121,6 +121,40 @@ class ZonePolicy(Strict):
     _resolve_file = field_validator("file", mode="before")(_resolve)
 
 
+# Why ingest (or a failed re-verification) sets a file aside: the keys of regions.R.retention.quarantine.
+QUARANTINE_REASONS = ("undecodable", "truncated", "missing_metadata", "malformed_metadata", "no_consent", "wrong_region",
+                      "no_position", "unsupported_codec", "unrecognized_file", "redaction_failed")
+Hours = Annotated[float, Field(ge=0)] | None  # 0: at once; None: no clock (kept until a person deletes it)
+
+
+class Retention(Strict):
+    """How long each kind of object may live in the region, in hours; enforced by curation/storage/retention.py.
+
+    Each clock starts when the object's fate is settled: ``landing`` when ingest has recorded the
+    arrival (its bytes live on under raw/ or quarantine/, or nowhere), ``raw`` when its redaction is
+    settled (verified or dropped; a failed one waits for a person), ``quarantine`` when the file was
+    set aside (by reason: 0 means its bytes are never kept, only the arrival record), ``redacted``,
+    ``datasets`` and ``models`` when they were written, ``reviews`` when the decision was made.
+    """
+
+    landing: Hours = 0
+    raw: float = Field(ge=0)  # required, never unlimited: every jurisdiction says how long raw footage may live
+    quarantine: dict[Literal[QUARANTINE_REASONS + ("default",)], Hours]  # "default" covers the reasons not named
+    redacted: Hours = None
+    datasets: Hours = None
+    models: Hours = None
+    reviews: Hours = None
+
+    @model_validator(mode="after")
+    def _quarantine_default(self) -> "Retention":
+        if "default" not in self.quarantine:
+            raise ValueError("quarantine needs a default (hours for the reasons not named)")
+        return self
+
+    def quarantine_hours(self, reason: str) -> float | None:
+        return self.quarantine.get(reason, self.quarantine["default"])
+
+
 class Requirements(Strict):
     consent: bool
 
@@ -146,7 +180,7 @@ class RegionPolicy(Strict):
     locale: Locale
     redact: RedactPolicy
     restricted_zones: ZonePolicy
-    raw_retention_hours: float = Field(ge=0)
+    retention: Retention
     require: Requirements
     gps_precision_m: float = Field(gt=0)
     may_leave_region: list[Literal["metrics", "datasets", "models"]]
@@ -173,11 +207,11 @@ class RegionPolicy(Strict):
 
     @functools.cached_property
     def version(self) -> str:
-        """Content hash of the region's rules. Where data and keys live (store, s3, remote, keys) and what its streets
-        look like (locale, for the simulator) are not rules, and
+        """Content hash of the region's rules. Where data and keys live (store, s3, remote, keys), what its streets
+        look like (locale, for the simulator) and how long bytes live (retention: it changes no pixel) are not rules, and
         zone and boundary files count by their content, not their path: moving a checkout, or a
         store, keeps the version; editing any rule or polygon changes it."""
-        rules = self.model_dump(mode="json", exclude={"store", "s3", "dvc_remote", "keys", "locale", "boundary", "restricted_zones"})
+        rules = self.model_dump(mode="json", exclude={"store", "s3", "dvc_remote", "keys", "locale", "retention", "boundary", "restricted_zones"})
         rules["restricted_zones"] = {**self.restricted_zones.model_dump(mode="json", exclude={"file"}),
                                      "file_sha256": hashlib.sha256(self.restricted_zones.file.read_bytes()).hexdigest()}
         rules["boundary_sha256"] = hashlib.sha256(self.boundary.read_bytes()).hexdigest()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from curation.policy.deps import code_hash
 from curation.redaction.clip import RedactClip
 from curation.redaction.detectors import Detectors
 from curation.redaction.quality import combine, score_clip
+from curation.retention import raw_deadline, retire, sweep
 from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import RedactedClip, Redaction, to_table
@@ -87,11 +88,11 @@ def redact_region(store: RegionStore, params, progress: bool = True, engine=None
         zone_policy = policy.restricted_zones
         if in_zone.any() and (zone_policy.action == "drop_clip" or share > zone_policy.max_share):
             store.audit.append(store.actor, "drop_clip_restricted_zone", clip["source_uri"], clip_id, share=round(float(share), 3))
-            deadline, delete_now = _retention(policy, now)
+            deadline, delete_now = raw_deadline(policy, now)
             row = _row(clip, "dropped_zone", None, None, clip["frames"], int(in_zone.sum()), 0, 0, [], clip_fingerprint, version, "",
                        delete_now, deadline, now)
             _replace(catalog, clip_id, [], row)
-            _retire(store, clip, row)
+            retire(store, catalog, clip_id, now)
             statuses["dropped_zone"] += 1
             continue
         tasks.append(Task(clip_id, {"kind": "redact", "source": source, "frames": clip["frames"], "blank": in_zone.tolist(),
@@ -106,7 +107,7 @@ def redact_region(store: RegionStore, params, progress: bool = True, engine=None
             store.delete(previous[stale]["output_uri"], reason="clip no longer in the catalog")
         catalog.table("redactions").delete(f"clip_id = '{stale}'")
         catalog.table("redacted_clips").delete(f"clip_id = '{stale}'")
-    _enforce_retention(store, catalog, now)
+    sweep(store, now, catalog=catalog)
     verified = catalog.read("redacted_clips", ["clip_id", "output_sha256"], "status = 'verified'").to_pylist()
     # Always written (the folder is a DVC out): which outputs are verified, by content hash.
     store.write_text("redacted/manifest.json", json.dumps({r["clip_id"]: r["output_sha256"] for r in verified}, indent=1, sort_keys=True))
@@ -140,13 +141,13 @@ def _commit(store: RegionStore, catalog: Catalog, clip: dict, old: dict | None, 
     frames = [Redaction(clip_id, i, int(record["pts"][i]), json.dumps(record["boxes"][i]), bool(record["blanked"][i]), detectors.names,
                         TRACKER_VERSION, version) for i in range(record["frames"])]
     findings = verification.findings if verification.complete else [{"error": verification.summary()}, *verification.findings]
-    deadline, delete_now = _retention(store.policy, now) if status == "verified" else (None, False)
+    deadline, delete_now = raw_deadline(store.policy, now) if status == "verified" else (None, False)
     row = _row(clip, status, uri, digest, record["frames"], int(sum(record["blanked"])), record["tracks"]["face"], record["tracks"]["plate"],
                findings, fingerprint, version, detectors.verifier_names, delete_now, deadline, now)
     _replace(catalog, clip_id, frames, row)
     if status == "verified":  # the people's boxes are in this redaction now: the clip may be exported again
         catalog.table("reviews").update(where=f"clip_id = '{clip_id}' AND decision IN ('missed_face', 'missed_plate')", values={"applied": True})
-    _retire(store, clip, row)
+    retire(store, catalog, clip_id, now)
     return status
 
 
@@ -218,24 +219,3 @@ def _replace(catalog: Catalog, clip_id: str, frames: list[Redaction], row: Redac
         catalog.table("redactions").add(to_table(Redaction, frames))
     catalog.table("redacted_clips").delete(f"clip_id = '{clip_id}'")
     catalog.table("redacted_clips").add(to_table(RedactedClip, [row]))
-
-
-def _retention(policy, now: datetime) -> tuple[datetime, bool]:
-    """The raw media's retention clock starts once its fate is settled; zero hours means now."""
-    return now + timedelta(hours=policy.raw_retention_hours), policy.raw_retention_hours == 0
-
-
-def _retire(store: RegionStore, clip: dict, row: RedactedClip) -> None:
-    """Delete raw media the row says is due now (after the row is written: the decision is recorded)."""
-    if row.raw_deleted:
-        store.delete(clip["source_uri"], reason=f"retention: {row.status}, raw_retention_hours=0")
-
-
-def _enforce_retention(store: RegionStore, catalog: Catalog, now: datetime) -> None:
-    """Delete raw media whose deadline passed (clips redacted on earlier runs)."""
-    pending = catalog.read("redacted_clips", ["clip_id", "retention_deadline"], "raw_deleted = false AND retention_deadline IS NOT NULL")
-    uris = {c["clip_id"]: c["source_uri"] for c in catalog.read("clips", ["clip_id", "source_uri"]).to_pylist()}
-    for row in pending.to_pylist():
-        if row["retention_deadline"] <= now:
-            store.delete(uris[row["clip_id"]], reason="retention deadline passed")
-            catalog.table("redacted_clips").update(where=f"clip_id = '{row['clip_id']}'", values={"raw_deleted": True})

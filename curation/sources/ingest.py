@@ -11,6 +11,13 @@ the stream itself or from the nearest earlier complete file of the same camera a
 rebuilt file becomes the clip's raw media and the uploaded bytes stay under
 ``raw/truncated/<sha256>.mp4`` (:func:`truncated_original`).
 
+Where the bytes go: landing/ is a drop zone. Accepted bytes get their one name in raw/, bytes
+set aside for a reason a person can fix get theirs in quarantine/<reason>/<sha256>/ (with the
+upload's metadata file and a reason.json), and bytes whose reason keeps nothing (no consent,
+wrong region: ``regions.R.retention.quarantine`` at 0 h) get none: the arrival row and the audit
+record are all that stays. Once the run's arrivals are committed, :func:`curation.retention.release_landing`
+removes their landing names (every copy when it was the last), so a crash before that loses nothing.
+
 Crash safety: rows are committed in batches in the order frames -> clips -> arrivals, and a run
 starts by deleting clips without an arrival and frames without a clip; arrivals are keyed by
 (source, sha256), so a rerun after a kill at any point converges to the catalog of one clean run.
@@ -22,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import math
 import os
@@ -42,6 +47,7 @@ from curation.media.mp4 import needs_rebuild, rebuild, scan, tiles, video_avcc
 from curation.media.video import Probe, probe
 from curation.policy.params import IngestParams, RegionPolicy
 from curation.policy.zones import coarsen
+from curation.retention import masked, quarantine_folder, raw_key, release_landing, truncated_original
 from curation.sources.sei import AUTOPILOT
 from curation.sources.teslacam import Upload, discover, parse_stamp, read_event_json, read_sidecar
 from curation.storage import keys
@@ -54,10 +60,6 @@ __all__ = ["ingest", "pseudonym_key", "truncated_original"]
 def pseudonym_key(store: RegionStore) -> bytes:
     """The region's secret for vehicle pseudonyms, kept outside the store (curation/storage/keys.py)."""
     return keys.pseudonym_key(store)
-
-
-def _hmac(secret: bytes, value: str) -> str:
-    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 @dataclass
@@ -121,13 +123,12 @@ class _Ingest:
 
     def masked(self, key: str) -> str:
         """A landing key with the vehicle folder (a VIN) replaced by its pseudonym."""
-        vehicle, rest = self._vehicle(key)
-        return f"{self.landing}/{_hmac(self.secret, vehicle)}/{rest}" if rest else key
+        return masked(self.secret, self.landing, key)
 
     def mask_text(self, text: str, key: str) -> str:
         """Replace the VIN of a landing key wherever it appears in a message."""
         vehicle, _ = self._vehicle(key)
-        return text.replace(vehicle, _hmac(self.secret, vehicle)) if vehicle else text
+        return text.replace(vehicle, keys.pseudonym(self.secret, vehicle)) if vehicle else text
 
     def groundtruth(self, upload: Upload, event_id: str) -> str | None:
         """Copy the simulator's ground truth into the raw zone under the event's pseudonymous id."""
@@ -227,11 +228,11 @@ class _Ingest:
         lat_c, lon_c = coarsen(lat, lon, self.policy.gps_precision_m)
         start = sidecar["start_time"] if sidecar else parse_stamp(_file_stamp(upload), self.policy.locale.timezone)
         times = [start + timedelta(seconds=float(s)) for s in seconds]
-        vehicle = _hmac(self.secret, upload.vehicle_id)
+        vehicle = keys.pseudonym(self.secret, upload.vehicle_id)
         event_stamp = upload.stamp if upload.layout != "sidecar" else upload.stamp.rsplit("-", 1)[0]
-        event_id = _hmac(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}")
+        event_id = keys.pseudonym(self.secret, f"{upload.vehicle_id}/{upload.layout}/{event_stamp}")
         # The raw zone names files by content: no VIN in any path the catalog points to.
-        raw = f"raw/{sha[:2]}/{sha}.mp4"
+        raw = raw_key(sha)
         clip = Clip(
             clip_id=sha, event_id=event_id, vehicle=vehicle,
             camera=upload.camera, layout=upload.layout, start_time=start, duration_s=round(keep / info.fps, 4), fps=info.fps,
@@ -278,14 +279,14 @@ def _file_stamp(upload: Upload) -> str:
     return upload.key.rsplit("/", 1)[1][:19]
 
 
-def truncated_original(clip_id: str) -> str:
-    """Where the uploaded bytes of a rebuilt (truncated) clip stay: raw media, on the raw clock."""
-    return f"raw/truncated/{clip_id}.mp4"
-
-
-def _quarantine(store: RegionStore, key: str, landing_key: str, sha: str, reason: str, detail: str) -> None:
-    folder = f"quarantine/{reason}/{sha}"
+def _quarantine(store: RegionStore, key: str, landing_key: str, sha: str, reason: str, detail: str, metadata: str | None) -> None:
+    """Set the bytes aside for a person, with the upload's metadata file, unless the region keeps none for this reason."""
+    if store.policy.retention.quarantine_hours(reason) == 0:
+        return  # no consent, wrong region: only the arrival is recorded; release_landing erases the upload
+    folder = quarantine_folder(reason, sha)
     store.link(landing_key, f"{folder}/{key.rsplit('/', 1)[1]}")
+    if metadata and metadata != landing_key and store.exists(metadata):
+        store.link(metadata, f"{folder}/{metadata.rsplit('/', 1)[1]}")
     store.write_text(f"{folder}/reason.json", json.dumps({"reason": reason, "detail": detail, "source_uri": key, "sha256": sha,
                                                            "time": datetime.now(timezone.utc).isoformat()}, indent=1))
 
@@ -306,11 +307,12 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
         first_of.setdefault(sha, uri)
     uploads, strays = discover(store, landing)
     worker = _Ingest(store, landing, config, uploads)
-    batch, run = _Batch(), Counter()
+    batch, run, recorded = _Batch(), Counter(), {}
     items = [(u.key, u) for u in uploads] + [(k, None) for k in strays]
     for landing_key, upload in tqdm(sorted(items, key=lambda item: item[0]), desc=f"ingest {store.region}", unit="file", disable=not progress):
         sha, size = store.sha256(landing_key), store.size(landing_key)
         key = worker.masked(landing_key)
+        recorded[landing_key] = (sha, key)  # released once committed
         if (key, sha) in known:
             run["already_ingested"] += 1
             continue
@@ -327,7 +329,7 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
                 clip, frames, notes = worker.clip(upload, sha, size)
             except IngestError as error:
                 detail = worker.mask_text(str(error), landing_key)
-                _quarantine(store, key, landing_key, sha, error.reason, detail)
+                _quarantine(store, key, landing_key, sha, error.reason, detail, upload.metadata_key if upload else None)
                 batch.arrivals.append(Arrival(key, sha, size, "quarantined", error.reason, detail, None, None))
                 store.audit.append(store.actor, "quarantine", key, sha, reason=error.reason)
                 run["quarantined"] += 1
@@ -341,6 +343,7 @@ def ingest(store: RegionStore, landing: str, config: IngestParams, progress: boo
         if len(batch.arrivals) >= config.commit_every:
             batch.commit(catalog)
     batch.commit(catalog)
+    release_landing(store, landing, recorded, catalog)
     summary = summarize(catalog, store.region, run, len(items))
     # Always present (a DVC out even when nothing was quarantined); what the folders below hold.
     store.write_text("quarantine/summary.json", json.dumps(summary["totals"]["quarantined_by_reason"], indent=1, sort_keys=True))

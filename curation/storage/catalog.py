@@ -15,15 +15,15 @@ from datetime import timedelta
 import lancedb
 import pyarrow as pa
 
-from curation.storage.records import (Arrival, Clip, CuratedFrame, Detection, Frame, FrameEmbedding, LabeledClip, LaneLine, RedactedClip, Redaction,
-                                      Review, Track, schema_of)
+from curation.storage.records import (Arrival, Clip, CuratedFrame, Deletion, Detection, Frame, FrameEmbedding, LabeledClip, LaneLine,
+                                      RedactedClip, Redaction, Review, Track, schema_of)
 from curation.storage.store import RegionStore
 
 __all__ = ["Catalog", "TABLES"]
 
 TABLES = {"clips": Clip, "frames": Frame, "arrivals": Arrival, "redactions": Redaction, "redacted_clips": RedactedClip,
           "detections": Detection, "tracks": Track, "lane_lines": LaneLine, "labeled_clips": LabeledClip,
-          "frame_embeddings": FrameEmbedding, "reviews": Review, "curated": CuratedFrame}
+          "frame_embeddings": FrameEmbedding, "reviews": Review, "curated": CuratedFrame, "deletions": Deletion}
 
 
 class Catalog:

@@ -29,7 +29,7 @@ from pathlib import Path
 from curation.errors import PolicyError
 from curation.policy.params import KeySource, Params, store_holding
 
-__all__ = ["Keyring", "create", "key_id", "load", "pseudonym_key", "OLD_SECRETS"]
+__all__ = ["Keyring", "create", "key_id", "load", "pseudonym", "pseudonym_key", "OLD_SECRETS"]
 
 KEY_BYTES = 32
 OLD_SECRETS = "secrets"  # where the pseudonym key used to live, inside the store
@@ -147,6 +147,11 @@ def create(params: Params, region: str, name: str) -> tuple[Keyring, bool]:
     ring = load(params, region, name)
     assert ring is not None
     return ring, made
+
+
+def pseudonym(secret: bytes, value: str) -> str:
+    """The keyed hash that stands for a VIN (or an event of it) everywhere outside the landing zone."""
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def pseudonym_key(store) -> bytes:

@@ -16,7 +16,7 @@ from datetime import datetime
 import pyarrow as pa
 
 __all__ = ["Clip", "Frame", "Arrival", "Redaction", "RedactedClip", "Detection", "Track", "LaneLine", "LabeledClip",
-           "FrameEmbedding", "Review", "CuratedFrame", "Vector", "EMBEDDING_DIM",
+           "FrameEmbedding", "Review", "CuratedFrame", "Deletion", "Vector", "EMBEDDING_DIM",
            "schema_of", "to_table"]
 
 _ARROW = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(), datetime: pa.timestamp("us", tz="UTC")}
@@ -230,6 +230,24 @@ class CuratedFrame:
     split: str  # train | val | test
     scenario: str
     group: str  # frames of one group (vehicle, event, optional map cell) share a split
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """Proof that an object is gone from its region: every name and copy, by content hash (retention).
+
+    The audit record ``erase`` with the same sha256 (``audit_seq``) is the tamper-evident twin."""
+
+    sha256: str  # of the bytes erased (footage: the upload's, which is the clip id); a folder: of its file hashes
+    kind: str  # landing | raw | quarantine | redacted | datasets | models | reviews
+    subject: str  # clip id, pseudonymous landing path, store key or review id
+    rule: str  # e.g. "raw 0 h after verified"
+    names: str  # JSON: store keys removed
+    dvc_cache: int  # objects removed from the region's DVC cache
+    dvc_remote: int  # objects removed from the region's DVC remote
+    due: datetime
+    deleted_at: datetime
+    audit_seq: int
 
 
 def _arrow_type(annotation) -> tuple[pa.DataType, bool]:

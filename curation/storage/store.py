@@ -36,6 +36,7 @@ import stat
 import unicodedata
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import fsspec
 
@@ -391,6 +392,16 @@ class RegionStore:
             raise FileNotFoundError(f"{self.root}: no {describe(key)!r}")
         return info.st_size
 
+    def modified(self, key: str) -> datetime:
+        """When a file was last written (UTC): the clock of objects that carry no time of their own."""
+        if not self.local:
+            stamp = self.fs.modified(self._full(self._resolve(key, "read", mutating=False)[0]))
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+        info = self._stat(key)
+        if info is None:
+            raise FileNotFoundError(f"{self.root}: no {describe(key)!r}")
+        return datetime.fromtimestamp(info.st_mtime, timezone.utc)
+
     def sha256(self, key: str) -> str:
         digest = hashlib.sha256()
         with self.open(key) as handle:
@@ -463,6 +474,8 @@ class RegionStore:
             self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
             self.fs.put_file(local_path, full)
             return
+        if posixpath.dirname(key):
+            self.makedirs(posixpath.dirname(key))  # as write_bytes does: the folder may not exist yet
         temporary = f"{key}.tmp-{uuid.uuid4().hex}"
         with open(local_path, "rb") as source, self.open(temporary, "wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
@@ -514,13 +527,16 @@ class RegionStore:
             if self._disk.lstat(destination) is None:
                 self._disk.copy(source, destination, lambda: None)
 
-    def delete(self, key: str, reason: str = "") -> None:
-        """Delete a file or folder; recorded in the audit log first (retention is a legal duty)."""
+    def delete(self, key: str, reason: str = "", recorded_as: str | None = None) -> None:
+        """Delete a file or folder; recorded in the audit log first (retention is a legal duty).
+
+        ``recorded_as`` is the name the record gives it: ingest names landing files by their
+        pseudonymous path, so that no VIN reaches the log."""
         parts, key = self._resolve(key, "delete", mutating=True)
 
         def record(digest: str | None, files: int) -> None:
             extra = {} if digest is not None else {"files": files}
-            self.audit.append(self.actor, "delete", describe(key), digest, reason=reason, **extra)
+            self.audit.append(self.actor, "delete", describe(recorded_as or key), digest, reason=reason, **extra)
 
         if self.local:
             with self._guarded("delete", key):

@@ -1,8 +1,9 @@
 """`dvc repro` of a region end to end in a fresh copy of the repository, then `dvc push` per region.
 
 One small simulated fleet: cn runs simulate -> ingest -> redact -> label -> curate -> export -> train,
-eu runs up to ingest; a second repro does nothing; every object in a region's DVC remote belongs to
-that region's outputs, and naming the other region's remote moves nothing across.
+eu runs up to ingest, each through `curation dvc --region R` (its DVC cache in its store); a second
+repro does nothing; every object in a region's DVC remote belongs to that region's outputs, and
+naming the other region's remote moves nothing across.
 """
 
 import hashlib
@@ -36,6 +37,11 @@ def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return run_in(root, *args, check=check)
 
 
+def _dvc(root: Path, region: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A DVC command of one region: its cache and DVC state inside its store."""
+    return run_in(root, str(BIN / "curation"), "dvc", "--region", region, *args, check=check)
+
+
 def _md5s(folder: Path) -> set[str]:
     return {hashlib.md5(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
 
@@ -47,8 +53,8 @@ def _remote_objects(remote: Path) -> set[str]:
 @pytest.mark.slow
 def test_one_region_end_to_end_then_push_keeps_each_region_in_its_own_remote(tmp_path, monkeypatch):
     root = _fresh_copy(tmp_path)
-    _run(root, str(BIN / "dvc"), "repro", "train@cn")
-    _run(root, str(BIN / "dvc"), "repro", "ingest@eu")
+    _dvc(root, "cn", "repro", "train@cn")
+    _dvc(root, "eu", "repro", "ingest@eu")
     assert not (root / "data" / "us").exists()
     metrics = {stage: json.loads((root / "metrics" / "cn" / f"{stage}.json").read_text())
                for stage in ("ingest", "redaction", "label", "curate", "export", "train")}
@@ -71,28 +77,30 @@ def test_one_region_end_to_end_then_push_keeps_each_region_in_its_own_remote(tmp
     _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset))
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert not any("vehicle" in image or "event" in image for image in manifest["images"])
-    assert _run(root, str(BIN / "dvc"), "repro", "train@cn").stdout.count("Running stage") == 0
+    assert _dvc(root, "cn", "repro", "train@cn").stdout.count("Running stage") == 0
     label = next(dataset.glob("labels/train/*.txt"))
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")
     tampered = _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset), check=False)
     assert tampered.returncode == 1 and "sha256 differs" in tampered.stdout
-    _run(root, str(BIN / "dvc"), "checkout", "-f", "export@cn")
+    _dvc(root, "cn", "checkout", "-f", "export@cn")
 
     # Push: each remote holds only objects of its own region's outputs.
-    _run(root, str(BIN / "dvc"), "push")
+    _dvc(root, "cn", "push")
+    _dvc(root, "eu", "push")
     remotes = root / "remotes"
     cn_objects, eu_objects = _remote_objects(remotes / "cn"), _remote_objects(remotes / "eu")
     cn_files, eu_files = _md5s(root / "data" / "cn"), _md5s(root / "data" / "eu")
     assert cn_objects and eu_objects
     assert not (eu_objects & (cn_files - eu_files)) and not (cn_objects & (eu_files - cn_files))
     # Naming the wrong remote moves nothing across: outputs keep their region's remote.
-    _run(root, str(BIN / "dvc"), "push", "-r", "eu", "train@cn")
+    _dvc(root, "cn", "push", "-r", "eu", "train@cn")
     assert _remote_objects(remotes / "eu") == eu_objects
-    shutil.rmtree(root / ".dvc" / "cache")
+    assert not (root / ".dvc" / "cache").exists()  # each region's cache is in its store
+    shutil.rmtree(root / "data" / "cn" / "dvc" / "cache")
     shutil.rmtree(root / "data" / "cn" / "datasets")
-    _run(root, str(BIN / "dvc"), "pull", "-r", "eu", "export@cn", check=False)  # cn's data is not in eu's remote
+    _dvc(root, "cn", "pull", "-r", "eu", "export@cn", check=False)  # cn's data is not in eu's remote
     assert _remote_objects(remotes / "eu") == eu_objects
-    _run(root, str(BIN / "dvc"), "pull", "export@cn")  # from cn's own remote
+    _dvc(root, "cn", "pull", "export@cn")  # from cn's own remote
     _run(root, str(BIN / "curation"), "dataset", "verify", str(dataset))
 
     # The exploration notebook runs on the region just built.

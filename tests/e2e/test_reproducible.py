@@ -27,7 +27,7 @@ def _lock_deps(root) -> dict:
 def test_two_clones_at_different_paths_build_the_same_region(tmp_path):
     roots = [fresh_checkout(tmp_path / "one", simulate=SMALL), fresh_checkout(tmp_path / "deeper" / "path" / "two", simulate=SMALL)]
     for root in roots:
-        run_in(root, "dvc", "repro", "curate@cn")
+        run_in(root, "curation", "dvc", "--region", "cn", "repro", "curate@cn")
     one, two = roots
     for stage in ("ingest", "redaction", "label", "curate"):
         a, b = (json.loads((root / "metrics" / "cn" / f"{stage}.json").read_text()) for root in roots)
@@ -42,5 +42,5 @@ def test_two_clones_at_different_paths_build_the_same_region(tmp_path):
 
     # Importing the package (bytecode in __pycache__) changes no stage's dependencies.
     run_in(one, "python", "-c", "import curation.redaction.stage, curation.labeling.stage, curation.datasets.curate, pipelines.redact")
-    status = run_in(one, "dvc", "status", "curate@cn")
+    status = run_in(one, "curation", "dvc", "--region", "cn", "status", "curate@cn")
     assert "changed" not in status.stdout and "modified" not in status.stdout, status.stdout

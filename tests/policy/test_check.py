@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def test_each_violation_is_one_line_with_stage_path_and_expected_remote(tmp_path
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "curation.cli", *args], cwd=cwd, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's code, not whichever is installed
+    return subprocess.run([sys.executable, "-m", "curation.cli", *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 def test_cli_policy_check_exit_codes(tmp_path):
@@ -117,3 +119,73 @@ def test_a_file_named_by_a_stage_s_params_must_be_a_dep(tmp_path):
     violations = [str(v) for v in check_pipeline(load_params(root / "params.yaml"), root / "dvc.yaml")]
     assert "redact: models/plates.pt: not in the stage's deps (named by params redaction); add it to dvc.yaml" in violations
     assert "ingest: policy/zones/cn.geojson: not in the stage's deps (named by params regions.cn); add it to dvc.yaml" in violations
+
+
+def _dvc_project(tmp_path, config=""):
+    """Params, the GOOD pipeline and a .dvc/config: a project whose caches the check reads."""
+    params = load_params(make_params(tmp_path))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(GOOD))
+    (tmp_path / ".dvc").mkdir(exist_ok=True)
+    (tmp_path / ".dvc" / "config").write_text(config)
+    return params
+
+
+def test_region_outputs_cached_outside_their_own_store_are_violations(tmp_path):
+    params = _dvc_project(tmp_path, '[cache]\n    type = "reflink,copy"\n')
+    assert check_pipeline(params, tmp_path / "dvc.yaml") == []  # curation dvc puts each region's cache in its store
+    (tmp_path / ".dvc" / "config").write_text(f"[cache]\n    dir = {tmp_path / 'shared-cache'}\n")
+    violations = [str(v) for v in check_pipeline(params, tmp_path / "dvc.yaml")]
+    assert len(violations) == 3 and all(v.startswith("dvc cache: .dvc/config: cache.dir") and "in no region's store" in v for v in violations)
+    # A cache inside cn's store is cn's only: eu's and us's outputs would land in it.
+    (tmp_path / ".dvc" / "config").write_text("")
+    (tmp_path / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {tmp_path / 'data' / 'cn' / 'dvc' / 'cache'}\n")
+    violations = [str(v) for v in check_pipeline(params, tmp_path / "dvc.yaml")]
+    assert [v.split("region ")[1].split("'")[0] for v in violations] == ["eu", "us"]
+    assert all("in region cn's store" in v and v.startswith("dvc cache: .dvc/config.local") for v in violations)
+
+
+@pytest.mark.parametrize("kinds", ["hardlink", "symlink,copy", "reflink,hardlink"])
+def test_a_linking_cache_type_is_a_violation(tmp_path, kinds):
+    params = _dvc_project(tmp_path, f'[cache]\n    type = "{kinds}"\n')
+    (violation,) = [str(v) for v in check_pipeline(params, tmp_path / "dvc.yaml")]
+    assert f"{kinds}: the store guard refuses files with two names and links" in violation
+
+
+def test_objects_in_the_repository_default_cache_are_a_violation(tmp_path):
+    params = _dvc_project(tmp_path)
+    stray = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab" / ("c" * 30)
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"a region's output, cached by a plain dvc pull")
+    (violation,) = [str(v) for v in check_pipeline(params, tmp_path / "dvc.yaml")]
+    assert violation.startswith("dvc cache: .dvc/cache: 1 files outside every store")
+
+
+def test_a_stage_run_by_dvc_with_a_cache_outside_its_store_stops(tmp_path, monkeypatch):
+    from curation.errors import PolicyError
+    from curation.policy.caches import dvc_environment, refuse_foreign_cache
+    from curation.storage.store import RegionStore
+
+    params = _dvc_project(tmp_path)
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(tmp_path / "no-global-config"))
+    with pytest.raises(PolicyError, match=r"region cn: DVC would cache this stage's outputs in .*\.dvc/cache \(the default\)"):
+        refuse_foreign_cache(params, "cn", tmp_path)
+    for name, value in dvc_environment(RegionStore(params, "cn")).items():
+        monkeypatch.setenv(name, value)
+    refuse_foreign_cache(params, "cn", tmp_path)
+    with pytest.raises(PolicyError, match="curation dvc --region eu"):  # cn's cache for an eu stage
+        refuse_foreign_cache(params, "eu", tmp_path)
+
+
+def test_curation_dvc_acts_on_one_region_only(tmp_path):
+    from curation.errors import PolicyError
+    from curation.policy.check import region_targets
+
+    params = _dvc_project(tmp_path)
+    dvc = tmp_path / "dvc.yaml"
+    assert region_targets(params, "cn", ["repro"], dvc) == ["repro", "ingest@cn"]
+    assert region_targets(params, "eu", ["push", "-r", "eu"], dvc) == ["push", "-r", "eu", "ingest@eu"]
+    assert region_targets(params, "cn", ["checkout", "-f", "dvc.yaml:ingest@cn", str(tmp_path / "data/cn/catalog")], dvc)[-1].endswith("catalog")
+    assert region_targets(params, "cn", ["dag"], dvc) == ["dag"] and region_targets(params, "cn", ["push", "--help"], dvc) == ["push", "--help"]
+    for args in (["pull", "ingest@eu"], ["repro", "report"], ["pull", "--glob", "ingest@*"], ["pull", str(tmp_path / "data/us/catalog")]):
+        with pytest.raises(PolicyError, match="is not one of region cn's stages or paths"):
+            region_targets(params, "cn", args, dvc)

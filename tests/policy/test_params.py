@@ -13,8 +13,8 @@ def test_repository_params_load_with_regulation_defaults():
     assert set(params.regions) == {"cn", "eu", "us"}
     cn = params.regions["cn"]
     assert (cn.redact.min_face_px, cn.redact.min_plate_px) == (32, 16)
-    assert cn.raw_retention_hours == 0 and cn.require.consent and cn.may_leave_region == ["metrics"]
-    assert params.regions["eu"].raw_retention_hours == 72
+    assert cn.retention.raw == 0 and cn.require.consent and cn.may_leave_region == ["metrics"]
+    assert params.regions["eu"].retention.raw == 72
     assert params.regions["us"].bulk_gps_vehicles == 1000
     assert all(not region.face_embeddings for region in params.regions.values())
 

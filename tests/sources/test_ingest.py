@@ -18,8 +18,9 @@ from curation.media.mp4 import needs_rebuild, scan
 from curation.media.video import probe
 from curation.policy.params import load_params
 from curation.policy.zones import coarsen
-from curation.sources.ingest import _hmac, ingest, pseudonym_key, truncated_original
+from curation.sources.ingest import ingest, pseudonym_key, truncated_original
 from curation.storage.catalog import Catalog
+from curation.storage.keys import pseudonym
 
 ALL_FAULTS = {"no_consent": 0.5, "zone_crossing": 0.5, "wrong_region": 0.25, "truncated": 0.25, "corrupt": 0.125,
               "missing_event_json": 0.25, "malformed_event_json": 0.25, "duplicate": 0.5, "sentry": 0.25, "recent": 0.25}
@@ -30,14 +31,22 @@ def _ingest(tmp_path, region="cn"):
     return store, ingest(store, "landing", store.params.ingest, progress=False)
 
 
-def _outcomes(store):
+def _outcomes(store, manifest):
     """Arrivals by landing path as the simulator wrote it (the catalog holds pseudonymous paths)."""
     secret = pseudonym_key(store)
-    vins = {p.name for p in (Path(store.root) / "landing").iterdir() if p.is_dir()}
-    real = {_hmac(secret, vin): vin for vin in vins}
+    real = {pseudonym(secret, vin): vin for vin in manifest["vehicles"]}
     arrivals = Catalog(store).read("arrivals").to_pylist()
     unmask = lambda uri: "/".join(real.get(part, part) for part in uri.removeprefix("landing/").split("/"))  # noqa: E731
     return {unmask(a["source_uri"]): {**a, "duplicate_of": a["duplicate_of"] and "landing/" + unmask(a["duplicate_of"])} for a in arrivals}
+
+
+def _shas(folder: Path) -> dict[Path, str]:
+    """sha256 of every file an upload holds, taken before ingest empties the landing zone."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def _store_shas(store) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(store.root).rglob("*") if p.is_file()}
 
 
 def _reference_exists(manifest, event, camera) -> bool:
@@ -51,12 +60,12 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
     make_params(tmp_path)
     out, manifest = make_fleet(tmp_path, "cn", vehicles=4, events=2, rates=ALL_FAULTS)
     (out / manifest["events"][0]["folder"] / "notes.txt").write_text("left by a technician")
+    files = [p for p in out.rglob("*.mp4")]
     store, summary = _ingest(tmp_path)
     run, totals = summary["run"], summary["totals"]
-    files = [p for p in out.rglob("*.mp4")]
     assert run["seen"] == len(files) + 1 == run["cataloged"] + run["quarantined"] + run["duplicates"]
     assert totals["arrived"] == totals["cataloged"] + totals["quarantined"] + totals["duplicates"]
-    outcomes = _outcomes(store)
+    outcomes = _outcomes(store, manifest)
     assert outcomes[f"{manifest['events'][0]['folder']}/notes.txt"]["reason"] == "unrecognized_file"
     consent = manifest["vehicles"]
     for event in manifest["events"]:
@@ -86,12 +95,31 @@ def test_every_arrival_is_accounted_for_and_each_fault_lands_where_it_should(tmp
         if "duplicate" in event:
             pair = {outcomes[event["duplicate"]]["outcome"], outcomes[event["duplicate_of"]]["outcome"]}
             assert "duplicate" in pair and len(pair) == 2
-    # Quarantine keeps the original bytes with a machine-readable reason.
+    # Quarantine keeps the original bytes with a machine-readable reason, for the reasons a person can fix;
+    # footage without consent or from the wrong region is not kept: its arrival and its erasure are recorded.
+    held = set(_store_shas(store).values())
+    erased = {r["sha256"]: r for r in store.audit.records() if r["action"] == "erase"}
+    deletions = {d["sha256"]: d for d in Catalog(store).read("deletions").to_pylist()}
+    kinds = set()
     for arrival in outcomes.values():
-        if arrival["outcome"] == "quarantined":
-            folder = f"quarantine/{arrival['reason']}/{arrival['sha256']}"
-            assert store.sha256(f"{folder}/{arrival['source_uri'].rsplit('/', 1)[1]}") == arrival["sha256"]
-            assert json.loads(store.read_text(f"{folder}/reason.json"))["reason"] == arrival["reason"]
+        if arrival["outcome"] != "quarantined":
+            continue
+        kinds.add(arrival["reason"])
+        folder = f"quarantine/{arrival['reason']}/{arrival['sha256']}"
+        if arrival["reason"] in ("no_consent", "wrong_region"):
+            assert not store.exists(folder) and arrival["sha256"] not in held
+            assert erased[arrival["sha256"]]["detail"]["kind"] == "landing" and deletions[arrival["sha256"]]["audit_seq"] == erased[arrival["sha256"]]["seq"]
+            continue
+        assert store.sha256(f"{folder}/{arrival['source_uri'].rsplit('/', 1)[1]}") == arrival["sha256"]
+        assert json.loads(store.read_text(f"{folder}/reason.json"))["reason"] == arrival["reason"]
+        if arrival["reason"] == "malformed_metadata" and arrival["source_uri"].endswith(".mp4"):
+            assert store.exists(f"{folder}/event.json")  # what a person fixes travels with the footage
+    assert {"no_consent", "wrong_region", "unrecognized_file"} <= kinds
+    # landing/ is emptied: every camera file, event file and stray left once recorded; each vehicle's consent stays.
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == sorted(["simulation.json", *(f"{vin}/consent.json" for vin in manifest["vehicles"])])
+    log = (Path(store.root) / "audit" / "log.jsonl").read_text()
+    assert not any(vin in log for vin in manifest["vehicles"])  # every landing name is recorded by its pseudonym
     assert store.audit.verify() > len(outcomes)
 
 
@@ -110,9 +138,10 @@ def _cut(path: Path, how: str) -> None:
         path.write_bytes(bytes(cut))
 
 
-def _clips_by_file(store, out):
+def _clips_by_file(store, shas):
+    """Clip of a landing file, by the sha256 it had before ingest took it."""
     clips = {c["clip_id"]: c for c in Catalog(store).read("clips").to_pylist()}
-    return lambda path: clips.get(hashlib.sha256(path.read_bytes()).hexdigest())
+    return lambda path: clips.get(shas[path])
 
 
 def test_a_cut_minute_is_rebuilt_with_parameter_sets_from_an_earlier_minute(tmp_path):
@@ -124,8 +153,9 @@ def test_a_cut_minute_is_rebuilt_with_parameter_sets_from_an_earlier_minute(tmp_
     complete = {c: probe(files[c].read_bytes()) for c in cameras}
     for camera, how in zip(cameras, ("moov_missing", "mdat_cut", "first_frames")):
         _cut(files[camera], how)
+    shas = _shas(out)
     store, summary = _ingest(tmp_path, "eu")
-    clip_of = _clips_by_file(store, out)
+    clip_of = _clips_by_file(store, shas)
     assert all(clip_of(out / c["file"]) and not clip_of(out / c["file"])["truncated"] for c in earlier["cameras"].values())
     for camera, frames in (("front", 30), ("back", None)):
         clip = clip_of(files[camera])
@@ -140,7 +170,7 @@ def test_a_cut_minute_is_rebuilt_with_parameter_sets_from_an_earlier_minute(tmp_
         record = next(r["detail"] for r in store.audit.records() if r["sha256"] == clip["clip_id"] and r["action"] == "ingest")
         assert record["rebuilt"] and record["parameter_sets"].endswith(f"{earlier['stamp']}-{camera}.mp4")
         assert record["original"] == truncated_original(clip["clip_id"]) and earlier["vehicle"] not in record["parameter_sets"]
-    short = _outcomes(store)[str(files["left_repeater"].relative_to(out))]
+    short = _outcomes(store, manifest)[str(files["left_repeater"].relative_to(out))]
     assert short["reason"] == "truncated" and "< 1.0 s" in short["detail"]
     assert summary["totals"]["truncated_kept"] == 2
 
@@ -153,7 +183,7 @@ def test_a_cut_first_minute_has_no_reference_and_is_quarantined_as_truncated(tmp
     _cut(out / later["cameras"]["front"]["file"], "moov_missing")  # a later minute is no reference, nor a cut one
     store, summary = _ingest(tmp_path, "eu")
     for event in (earlier, later):
-        arrival = _outcomes(store)[event["cameras"]["front"]["file"]]
+        arrival = _outcomes(store, manifest)[event["cameras"]["front"]["file"]]
         assert arrival["outcome"] == "quarantined" and arrival["reason"] == "truncated" and "no SPS/PPS" in arrival["detail"]
         folder = f"quarantine/truncated/{arrival['sha256']}"
         assert store.sha256(f"{folder}/{arrival['source_uri'].rsplit('/', 1)[1]}") == arrival["sha256"]
@@ -165,19 +195,21 @@ def test_other_fleets_fragmented_clip_cut_short_keeps_its_decodable_prefix(tmp_p
     files = [out / c["file"] for c in manifest["events"][0]["cameras"].values()]
     files[0].write_bytes(files[0].read_bytes()[: int(files[0].stat().st_size * 0.8)])
     files[1].write_bytes(files[1].read_bytes()[:3000])  # a few frames at most
+    shas = _shas(out)
     store, summary = _ingest(tmp_path, "eu")
-    clip = _clips_by_file(store, out)(files[0])
+    clip = _clips_by_file(store, shas)(files[0])
     assert clip["truncated"] and 1.0 <= clip["duration_s"] < 3.0 and store.sha256(clip["source_uri"]) == clip["clip_id"]
     assert not store.exists(truncated_original(clip["clip_id"]))  # nothing rebuilt: raw holds the upload itself
-    assert _outcomes(store)[str(files[1].relative_to(out))]["reason"] in ("truncated", "undecodable")
+    assert _outcomes(store, manifest)[str(files[1].relative_to(out))]["reason"] in ("truncated", "undecodable")
 
 
 def test_the_pulled_drive_fault_cuts_every_camera_of_a_minute_and_ingest_sorts_them_out(tmp_path):
     make_params(tmp_path)
     # Seed 5 pulls the drive in three minutes; one of them has a whole earlier minute to rebuild from.
     out, manifest = make_fleet(tmp_path, "us", vehicles=2, events=3, seconds=3.0, seed=5, rates={"truncated": 0.5})
+    uploaded = {path: path.read_bytes() for path in out.rglob("*.mp4")}
     store, _ = _ingest(tmp_path, "us")
-    outcomes = _outcomes(store)
+    outcomes = _outcomes(store, manifest)
     pulled = [e for e in manifest["events"] if "pulled_at_s" in e]
     assert len(pulled) == 3
     seen = set()
@@ -185,7 +217,7 @@ def test_the_pulled_drive_fault_cuts_every_camera_of_a_minute_and_ingest_sorts_t
         earlier = any(e["vehicle"] == event["vehicle"] and e["stamp"] < event["stamp"] and "pulled_at_s" not in e for e in manifest["events"])
         for camera in event["cameras"].values():
             assert camera["damage"] == "truncated"
-            data = (out / camera["file"]).read_bytes()
+            data = uploaded[out / camera["file"]]
             assert needs_rebuild(scan(io.BytesIO(data)))  # every camera of the minute: mdat, no moov
             arrival = outcomes[camera["file"]]
             if not earlier:
@@ -227,15 +259,21 @@ def test_catalog_rows_positions_coarsened_pseudonyms_and_zones(tmp_path):
 def test_rerun_adds_nothing_and_duplicates_add_nothing(tmp_path):
     make_params(tmp_path)
     out, _ = make_fleet(tmp_path, "us")
-    store, first = _ingest(tmp_path, "us")
-    again = ingest(store, "landing", store.params.ingest, progress=False)
-    assert again["run"]["already_ingested"] == first["run"]["seen"] and again["totals"] == first["totals"]
     source = next(out.rglob("*-front.mp4"))
+    data = source.read_bytes()
+    store, first = _ingest(tmp_path, "us")
+    again = ingest(store, "landing", store.params.ingest, progress=False)  # landing/ was emptied: nothing to see
+    assert again["run"]["seen"] == 0 and again["totals"] == first["totals"]
+    make_fleet(tmp_path, "us")  # the same uploads again, at the same paths (an uploader retrying)
+    third = ingest(store, "landing", store.params.ingest, progress=False)
+    assert third["run"]["already_ingested"] == first["run"]["seen"] and third["totals"] == first["totals"]
+    assert not list(out.rglob("*.mp4"))  # and they leave landing/ again, their bytes kept under raw/ once
     copy = out / source.parts[len(out.parts)] / "TeslaCam" / "RecentClips" / source.name
     copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.write_bytes(source.read_bytes())
-    third = ingest(store, "landing", store.params.ingest, progress=False)
-    assert third["run"]["duplicates"] == 1 and third["totals"]["cataloged"] == first["totals"]["cataloged"]
+    copy.write_bytes(data)
+    fourth = ingest(store, "landing", store.params.ingest, progress=False)
+    assert fourth["run"]["duplicates"] == 1 and fourth["totals"]["cataloged"] == first["totals"]["cataloged"]
+    assert not copy.exists() and list(_store_shas(store).values()).count(hashlib.sha256(data).hexdigest()) == 1
 
 
 def test_sidecar_clips_valid_and_invalid(tmp_path):
@@ -250,7 +288,7 @@ def test_sidecar_clips_valid_and_invalid(tmp_path):
     typo["start_tme"] = typo.pop("start_time")
     sidecars[1].write_text(json.dumps(typo))
     store, summary = _ingest(tmp_path, "eu")
-    outcomes = _outcomes(store)
+    outcomes = _outcomes(store, manifest)
     reasons = {p.name: outcomes[str(p.relative_to(out))[:-5] + ".mp4"]["reason"] for p in sidecars}
     assert reasons[sidecars[0].name] == "wrong_region"
     assert reasons[sidecars[1].name] == "malformed_metadata"
