@@ -179,12 +179,14 @@ def labeler_for(config, model: str, lamps: bool, horizon: str) -> tuple[Labeler,
     """The labeler, lane detector and tracker `curation label` runs: ``model`` with the COCO class map
     when its classes carry COCO names (coco-ssd, yolov8n.pt...), else params' ``label.class_map``."""
     from curation.errors import PolicyError
-    from curation.perception.coco_ssd import BUILTIN
+    from curation.perception.coco_ssd import BUILTIN as SSD
     from curation.perception.labeler import COCO_CLASS_MAP, model_path
-    from curation.perception.plates import load_yolo
+    from curation.perception.runtime import load_yolo
+    from curation.perception.yolo_onnx import YoloOnnx
 
     path = model_path(model)
-    names = set(COCO_CLASS_MAP) if model == BUILTIN else set(load_yolo(str(path)).names.values()) if path.suffix == ".pt" else set()
+    names = set(COCO_CLASS_MAP) if model == SSD else set(load_yolo(str(path)).names.values()) if path.suffix == ".pt" else \
+        set(YoloOnnx(path).names.values()) if path.suffix == ".onnx" else set()
     class_map = {k: v for k, v in COCO_CLASS_MAP.items() if k in names} if {"car", "person"} <= names else config.class_map
     try:
         prior = config.lanes.horizon if horizon == "auto" else float(horizon)
