@@ -261,11 +261,14 @@ def label_command(
     inputs: list[str] = typer.Argument(..., help="Pictures, videos, folders or globs to label; or `eval` to score labels (with --truth, --pred)."),
     output: Path = typer.Option(None, "--output", "-o", help="Folder for labels.coco.json, lanes.tusimple.json and drawings (default: ./labels)."),
     region: str = typer.Option(None, "--region", "-r", help="Whose params to use (regions share the label section today; recorded in the output)."),
-    model: str = typer.Option("coco-ssd", "--model", "-m", help="Detector: coco-ssd (default: real-trained on COCO, for real footage), "
-                              "models/labeler.pt (the bootstrap, for simulated scenes) or any ultralytics weights (COCO names are mapped)."),
+    model: str = typer.Option("yolov8n-coco", "--model", "-m", help="Detector: yolov8n-coco (default: Ultralytics YOLOv8n trained on COCO, "
+                              "for real footage), coco-ssd (an SSD trained on COCO), models/labeler.pt (the bootstrap, for simulated scenes) "
+                              "or any ultralytics weights, .pt or .onnx (COCO names are mapped)."),
     draw: bool = typer.Option(False, "--draw", help="Also write OUT/draw/<input>.jpg with the labels drawn (default: off)."),
     lamps: bool = typer.Option(True, help="Find traffic lights by their lit lamps too (default: on; off for simulated scenes)."),
-    horizon: str = typer.Option("auto", "--horizon", help="Where the horizon is, as a share of the height, for the lane lines; "
+    lanes: str = typer.Option("models/lanes.onnx", "--lanes", help="Lane lines: models/lanes.onnx (default: the learned model, any camera) "
+                              "or classical (the calibrated-camera method, with --horizon; what label@R runs on simulated clips)."),
+    horizon: str = typer.Option("auto", "--horizon", help="With --lanes classical: where the horizon is, as a share of the height; "
                                 "auto (default) estimates it per picture: footage from an unknown camera."),
     truth: Path = typer.Option(None, "--truth", help="eval: ground truth (a `curation label` folder, a COCO file or TuSimple lines)."),
     pred: Path = typer.Option(None, "--pred", help="eval: labels to score, in the same forms."),
@@ -291,8 +294,8 @@ def label_command(
     files = expand_inputs(inputs)
     if not files:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
-    labeler, lanes, track = labeler_for(loaded.label, model, lamps, horizon)
-    summary = label_files(files, output or Path("labels"), labeler, lanes, track, loaded.label.every_s, draw,
+    labeler, lane_method, track = labeler_for(loaded.label, model, lamps, horizon, None if lanes == "classical" else lanes)
+    summary = label_files(files, output or Path("labels"), labeler, lane_method, track, loaded.label.every_s, draw,
                           info={"region": region} if region else None)
     typer.echo(json.dumps(summary))
     if summary["failed"]:

@@ -143,7 +143,12 @@ def train(minutes: float, steps: int, batch: int, real: list[str], threads: int,
     torch.set_num_threads(threads)
     sim = sorted((BUILD / "sim").glob("*.jpg"))
     print(f"{len(sim)} simulated frames", flush=True)
-    sim_data = [_sim_sample(p) for p in sim]
+    sim_data = []
+    for p in sim:
+        try:
+            sim_data.append(_sim_sample(p))
+        except (OSError, ValueError, TypeError):  # a frame cut short when its generator was stopped
+            print(f"skipped {p.name}", flush=True)
     real_data = _real_samples(real)
     print(f"{len(real_data)} real frames", flush=True)
     net = build_network()

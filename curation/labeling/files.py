@@ -28,6 +28,7 @@ import numpy as np
 from curation.labeling.formats import FrameLabels, to_coco, to_tusimple
 from curation.labeling.stream import LabeledFrame, decode_sampled, every, label_stream
 from curation.perception.labeler import Labeler
+from curation.perception.lane_net import LearnedLanes, lane_detector
 from curation.perception.lanes import LaneDetector
 from curation.perception.tracks import TrackConfig
 
@@ -175,9 +176,10 @@ def label_files(inputs: list[tuple[Path, str]], out: Path, labeler: Labeler, lan
             "failed": failed}
 
 
-def labeler_for(config, model: str, lamps: bool, horizon: str) -> tuple[Labeler, LaneDetector, TrackConfig]:
+def labeler_for(config, model: str, lamps: bool, horizon: str, lanes: str | None = None) -> tuple[Labeler, LaneDetector | LearnedLanes, TrackConfig]:
     """The labeler, lane detector and tracker `curation label` runs: ``model`` with the COCO class map
-    when its classes carry COCO names (coco-ssd, yolov8n.pt...), else params' ``label.class_map``."""
+    when its classes carry COCO names (yolov8n-coco, coco-ssd, yolov8n.pt...), else params' ``label.class_map``;
+    ``lanes``: a learned lane model (models/lanes.onnx) or None for the calibrated-camera method with ``horizon``."""
     from curation.errors import PolicyError
     from curation.perception.coco_ssd import BUILTIN as SSD
     from curation.perception.labeler import COCO_CLASS_MAP, model_path
@@ -195,5 +197,5 @@ def labeler_for(config, model: str, lamps: bool, horizon: str) -> tuple[Labeler,
     if not 0 < prior < 1:
         raise PolicyError(f"--horizon must lie between 0 and 1, not {prior}")
     label = config.model_copy(update={"model": model, "class_map": class_map, "lamps": lamps,
-                                      "lanes": config.lanes.model_copy(update={"horizon": prior, "auto_horizon": horizon == "auto"})})
-    return Labeler(label), LaneDetector.from_params(label.lanes), TrackConfig(**label.track.model_dump())
+                                      "lanes": config.lanes.model_copy(update={"horizon": prior, "auto_horizon": horizon == "auto", "model": lanes})})
+    return Labeler(label), lane_detector(label.lanes), TrackConfig(**label.track.model_dump())

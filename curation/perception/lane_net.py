@@ -24,10 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation.perception.lanes import Lane
+from curation.perception.lanes import Lane, LaneDetector
 from curation.perception.runtime import ort_session, resolve_weights
 
-__all__ = ["LearnedLanes", "build_network", "INPUT", "OUTPUT", "trace_lines", "MODEL"]
+__all__ = ["LearnedLanes", "build_network", "lane_detector", "INPUT", "OUTPUT", "trace_lines", "MODEL"]
 
 INPUT = (320, 176)  # width, height the network sees
 OUTPUT = (160, 88)  # its probability grid
@@ -81,6 +81,11 @@ def build_network():
     return Net()
 
 
+def lane_detector(lanes) -> "LearnedLanes | LaneDetector":
+    """The lane method params' ``label.lanes`` (LaneParams) names: the learned model, else the calibrated camera."""
+    return LearnedLanes(lanes.model) if lanes.model else LaneDetector.from_params(lanes)
+
+
 def to_input(rgb: np.ndarray) -> np.ndarray:
     """RGB frame -> (3, 176, 320) float32 in [-0.5, 0.5]."""
     small = cv2.resize(rgb, INPUT, interpolation=cv2.INTER_AREA)
@@ -90,35 +95,37 @@ def to_input(rgb: np.ndarray) -> np.ndarray:
 def trace_lines(prob: np.ndarray, threshold: float = THRESHOLD, min_rows: int = MIN_ROWS) -> list[np.ndarray]:
     """Lines in a probability grid: per line an array of (row, x, weight) points, bottom up.
 
-    Each row's runs above ``threshold`` give a peak (probability-weighted centre); a peak joins the
-    line whose last points it continues (extrapolated straight), a line ends after a gap of a few
-    rows, and where lines meet near the horizon a peak may serve both.
+    Each row's runs above ``threshold`` are the line's crossings of that row (a far line lying
+    nearly flat crosses a row in a long run); a run continues the line whose course, extrapolated
+    straight, lands on it (or within a cell or two), a line ends after a gap of a few rows, and
+    where lines meet near the horizon a run may serve both.
     """
-    rows, cols = prob.shape
+    rows, _ = prob.shape
     lines: list[dict] = []
     for r in range(rows - 1, -1, -1):
         row = prob[r]
         above = row > threshold
-        peaks = []
+        runs = []
         if above.any():
             edges = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0]))
             for a, b in zip(edges[::2], edges[1::2]):
                 w = row[a:b]
-                peaks.append((float((np.arange(a, b) * w).sum() / w.sum()), float(w.max())))
+                runs.append((a, b - 1, float((np.arange(a, b) * w).sum() / w.sum()), float(w.max())))
         taken = set()
-        for line in sorted(lines, key=lambda l: -len(l["points"])):
+        for line in sorted(lines, key=lambda item: -len(item["points"])):
             if line["gap"] > 4:
                 continue
             guess = _extrapolate(line["points"], r)
-            gate = 2.0 + 0.6 * line["gap"] + 0.04 * abs(guess - cols / 2) * 0
-            best = min(range(len(peaks)), key=lambda k: abs(peaks[k][0] - guess), default=None)
-            if best is not None and abs(peaks[best][0] - guess) <= gate:
-                line["points"].append((r, peaks[best][0], peaks[best][1]))
+            gate = 1.5 + 0.5 * line["gap"]
+            near = [k for k, (a, b, _, _) in enumerate(runs) if a - gate <= guess <= b + gate]
+            if near:
+                k = min(near, key=lambda k: abs(runs[k][2] - guess))
+                line["points"].append((r, runs[k][2], runs[k][3]))
                 line["gap"] = 0
-                taken.add(best)
+                taken.add(k)
             else:
                 line["gap"] += 1
-        for k, (x, w) in enumerate(peaks):
+        for k, (_, _, x, w) in enumerate(runs):
             if k not in taken:
                 lines.append({"points": [(r, x, w)], "gap": 0})
     out = [np.array(line["points"], np.float32) for line in lines if len(line["points"]) >= min_rows]
@@ -166,11 +173,18 @@ class LearnedLanes:
         return 1 / (1 + np.exp(-logits))
 
     def __call__(self, frame: np.ndarray, occluders=None, vanishing=None) -> list[Lane]:
-        return self.lanes(frame, self.probabilities([frame])[0])
+        """Lanes of one RGB frame; ``occluders``: (N, 4) boxes of vehicles and people (no paint on them)."""
+        return self.lanes(frame, self.probabilities([frame])[0], occluders)
 
-    def lanes(self, frame: np.ndarray, prob: np.ndarray) -> list[Lane]:
+    def lanes(self, frame: np.ndarray, prob: np.ndarray, occluders=None) -> list[Lane]:
         height, width = frame.shape[:2]
         sx, sy = width / OUTPUT[0], height / OUTPUT[1]
+        if occluders is not None and len(occluders):
+            prob = prob.copy()
+            for x1, y1, x2, y2 in np.asarray(occluders, np.float64).reshape(-1, 4):
+                # Inside a car is no paint; its lowest tenth is road at its wheels.
+                bottom = y1 + 0.9 * (y2 - y1)
+                prob[max(int(y1 / sy), 0) : max(int(bottom / sy), 0), max(int(x1 / sx), 0) : max(int(np.ceil(x2 / sx)), 0)] = 0
         traced = trace_lines(prob, self.threshold)
         top = min((float(t[:, 0].min()) for t in traced), default=0.0)
         rows = np.arange(int(np.ceil(((top + 0.5) * sy - 0.5) / 10) * 10), height, 10)
