@@ -50,6 +50,10 @@ class CocoYolo:
                 found = self.model([np.ascontiguousarray(frame[y : y + h, x : x + w])], 640, threshold, iou)[0]
                 if classes is not None:
                     found = found[np.isin(found.class_id, list(classes))]
+                if (w, h) != (width, height):  # a crop: what it cuts off at an inner edge, the whole view sees whole
+                    cut = ((found.xyxy[:, 0] <= 2) & (x > 0)) | ((found.xyxy[:, 2] >= w - 2) & (x + w < width)) | \
+                          ((found.xyxy[:, 1] <= 2) & (y > 0)) | ((found.xyxy[:, 3] >= h - 2) & (y + h < height))
+                    found = found[~cut]
                 parts.append(Detections(found.xyxy + np.array([x, y, x, y], np.float32), found.confidence, found.class_id))
             out.append(Detections.merge(parts).nms(iou))
         return out
