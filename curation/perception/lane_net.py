@@ -27,7 +27,7 @@ import numpy as np
 from curation.perception.lanes import Lane, LaneDetector
 from curation.perception.runtime import ort_session, resolve_weights
 
-__all__ = ["LearnedLanes", "build_network", "lane_detector", "INPUT", "OUTPUT", "trace_lines", "MODEL"]
+__all__ = ["LearnedLanes", "build_network", "lane_detector", "INPUT", "OUTPUT", "trace_lines", "vanishing_point", "MODEL"]
 
 INPUT = (320, 176)  # width, height the network sees
 OUTPUT = (160, 88)  # its probability grid
@@ -186,19 +186,15 @@ class LearnedLanes:
                 bottom = y1 + 0.9 * (y2 - y1)
                 prob[max(int(y1 / sy), 0) : max(int(bottom / sy), 0), max(int(x1 / sx), 0) : max(int(np.ceil(x2 / sx)), 0)] = 0
         traced = trace_lines(prob, self.threshold)
-        top = min((float(t[:, 0].min()) for t in traced), default=0.0)
-        rows = np.arange(int(np.ceil(((top + 0.5) * sy - 0.5) / 10) * 10), height, 10)
+        lines = [np.stack([(t[:, 0] + 0.5) * sy - 0.5, (t[:, 1] + 0.5) * sx - 0.5, t[:, 2]], 1) for t in traced]
+        lines = [line for line in lines if np.ptp(line[:, 0]) >= 0.08 * height]
+        vanishing = vanishing_point(lines, height)
+        top = min((float(line[:, 0].min()) for line in lines), default=0.0)
+        rows = np.arange(int(np.ceil(top / 10) * 10), height, 10)
         out = []
-        for points in traced:
-            y = (points[:, 0] + 0.5) * sy - 0.5
-            x = (points[:, 1] + 0.5) * sx - 0.5
-            span = np.ptp(y)
-            if span < 0.08 * height:
-                continue
-            degree = 2 if span > 0.3 * height else 1
-            fit = np.polyfit(y, x, degree, w=points[:, 2])
-            if degree == 2 and abs(fit[0]) * span ** 2 > 0.5 * width:  # a parabola gone wild: a straight line
-                fit = np.polyfit(y, x, 1, w=points[:, 2])
+        for line in lines:
+            y, x, w = line.T
+            fit = _fit(y, x, w, vanishing, height, width)
             low = y.max() + (0.1 * height if y.max() > 0.85 * height else 0.02 * height)  # reaching the bottom: on to it
             xs = np.polyval(fit, rows)
             ok = (rows >= y.min() - 0.5 * sy) & (rows <= low) & (xs >= 0) & (xs < width)
@@ -207,6 +203,41 @@ class LearnedLanes:
             lane_type, colour, painted = _paint_of(frame, rows[ok], xs[ok])
             out.append(Lane([round(float(v), 1) if k else -2 for v, k in zip(xs, ok)], [int(r) for r in rows], lane_type, colour, painted))
         return sorted(out, key=lambda lane: _bottom_x(lane))
+
+
+def vanishing_point(lines: list[np.ndarray], height: int) -> tuple[float, float] | None:
+    """Where the lines' near (lower) parts, taken as straight, meet: (x, y) in least squares, or
+    None without two lines of different lean or where they meet below the top of any line."""
+    rows = []
+    for line in lines:
+        y, x, w = line.T
+        near = y >= np.percentile(y, 40)
+        if near.sum() < 3 or np.ptp(y[near]) < 0.04 * height:
+            continue
+        slope, intercept = np.polyfit(y[near], x[near], 1, w=w[near])
+        rows.append((slope, intercept, float(w.sum())))
+    if len(rows) < 2 or np.ptp([r[0] for r in rows]) < 0.3:
+        return None
+    slopes, intercepts, weights = (np.array(v) for v in zip(*rows))
+    a = np.stack([np.ones_like(slopes), -slopes], 1) * np.sqrt(weights)[:, None]  # x_v - slope * y_v = intercept
+    (xv, yv), *_ = np.linalg.lstsq(a, intercepts * np.sqrt(weights), rcond=None)
+    if not -0.1 * height < yv < min(float(line[:, 0].min()) for line in lines) + 0.05 * height:
+        return None
+    return float(xv), float(yv)
+
+
+def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, width: int) -> np.ndarray:
+    """x = polynomial(y) through a line's points and, as a prior, through the vanishing point: lines
+    of one road meet there, which holds a far line's few flat rows (and points where two lines merge)
+    to its true course."""
+    span = np.ptp(y)
+    degree = 2 if span > 0.3 * height else 1
+    if vanishing is not None:
+        y, x, w = np.r_[y, vanishing[1]], np.r_[x, vanishing[0]], np.r_[w, 0.5 * w.sum()]
+    fit = np.polyfit(y, x, degree, w=np.sqrt(w))
+    if degree == 2 and abs(fit[0]) * span ** 2 > 0.5 * width:  # a parabola gone wild: a straight line
+        fit = np.polyfit(y, x, 1, w=np.sqrt(w))
+    return fit
 
 
 def _bottom_x(lane: Lane) -> float:
