@@ -8,7 +8,7 @@ Training data: simulated scenes with randomized appearance (curation/perception/
 from 7_000_000 on: no other simulator uses them) and real frames labeled by hand, given as TuSimple
 label files (``--real LABELS.json:MEDIA_FOLDER``, repeatable; a ``raw_file`` of ``clip.mp4#12`` is
 frame 12 of that video). Every batch is about a third real when real frames are given. Augmented
-on the fly: mirror, zoom and shift, colour. Chunks of ``--minutes`` resume from the checkpoint, so
+on the fly: mirror, zoom and shift, colour, rain streaks, night. Chunks of ``--minutes`` resume from the checkpoint, so
 a long training runs as several short jobs (the learning rate follows the total ``--steps``).
 """
 
@@ -125,6 +125,19 @@ def augment(rng, image: np.ndarray, lines, hidden, real: bool):
     picture = cv2.warpAffine(image, matrix, INPUT, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     mask, weight = target(lines, hidden, matrix)
     picture = picture.astype(np.float32)
+    if rng.random() < 0.15:  # rain: bright streaks falling across everything (no lines of the road)
+        streaks = np.zeros(picture.shape[:2], np.float32)
+        for _ in range(int(rng.integers(40, 250))):
+            x, y, length = int(rng.integers(0, INPUT[0])), int(rng.integers(0, INPUT[1])), int(rng.integers(4, 12))
+            lean = rng.uniform(-0.3, 0.3)
+            cv2.line(streaks, (x, y), (int(x + lean * length), y + length), 1.0, 1, cv2.LINE_AA)
+        picture = picture + streaks[..., None] * rng.uniform(40, 110)
+    if rng.random() < 0.15:  # night: dark, noisy, a few glares
+        picture = picture * rng.uniform(0.12, 0.45)
+        for _ in range(int(rng.integers(0, 6))):
+            cv2.circle(picture, (int(rng.integers(0, INPUT[0])), int(rng.integers(INPUT[1] // 3, INPUT[1]))),
+                       int(rng.integers(2, 8)), (float(rng.uniform(180, 255)),) * 3, -1, cv2.LINE_AA)
+        picture = picture + rng.normal(0, rng.uniform(2, 8), picture.shape)
     if real or rng.random() < 0.5:
         picture = picture * rng.uniform(0.7, 1.3) + rng.uniform(-20, 20)
         picture = picture * rng.uniform(0.9, 1.1, 3)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from curation.labeling.quality import BoxScorer, combine_lanes, lane_scores
 from curation.labeling.sampling import sample_frames, telemetry_triggers
 from curation.labeling.stream import decode_sampled, label_stream
+from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lane_net import LearnedLanes, lane_detector
 from curation.perception.lanes import LaneDetector

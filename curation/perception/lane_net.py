@@ -34,6 +34,7 @@ OUTPUT = (160, 88)  # its probability grid
 MODEL = "models/lanes.onnx"
 THRESHOLD = 0.5  # probability of line a pixel needs
 MIN_ROWS = 8  # grid rows a line must span (9 % of the height)
+REACH = 0.04  # lines are drawn on up to this share of the height below their vanishing point
 
 
 def build_network():
@@ -190,14 +191,17 @@ class LearnedLanes:
         lines = [line for line in lines if np.ptp(line[:, 0]) >= 0.08 * height]
         vanishing = vanishing_point(lines, height)
         top = min((float(line[:, 0].min()) for line in lines), default=0.0)
-        rows = np.arange(int(np.ceil(top / 10) * 10), height, 10)
+        if vanishing is not None:  # the lines go on to where they meet, thinner than the grid sees
+            top = min(top, vanishing[1] + REACH * height)
+        rows = np.arange(int(np.ceil(max(top, 0) / 10) * 10), height, 10)
         out = []
         for line in lines:
             y, x, w = line.T
             fit = _fit(y, x, w, vanishing, height, width)
             low = y.max() + (0.1 * height if y.max() > 0.85 * height else 0.02 * height)  # reaching the bottom: on to it
+            high = y.min() - 0.5 * sy if vanishing is None else min(y.min() - 0.5 * sy, vanishing[1] + REACH * height)
             xs = np.polyval(fit, rows)
-            ok = (rows >= y.min() - 0.5 * sy) & (rows <= low) & (xs >= 0) & (xs < width)
+            ok = (rows >= high) & (rows <= low) & (xs >= 0) & (xs < width)
             if ok.sum() < 2:
                 continue
             lane_type, colour, painted = _paint_of(frame, rows[ok], xs[ok])
