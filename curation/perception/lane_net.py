@@ -134,11 +134,18 @@ def trace_lines(prob: np.ndarray, threshold: float = THRESHOLD, min_rows: int = 
 
 
 def _extrapolate(points: list[tuple[float, float, float]], row: int) -> float:
-    recent = np.array(points[-6:], np.float64)
-    if len(recent) < 3 or np.ptp(recent[:, 0]) < 2:
-        return float(recent[-1, 1])
-    slope, intercept = np.polyfit(recent[:, 0], recent[:, 1], 1)
-    return float(slope * row + intercept)
+    """x at ``row`` on the straight line through a line's last six points (least squares, closed form)."""
+    recent = points[-6:]
+    if len(recent) < 3:
+        return recent[-1][1]
+    rows = [p[0] for p in recent]
+    xs = [p[1] for p in recent]
+    mean_r, mean_x = sum(rows) / len(rows), sum(xs) / len(xs)
+    spread = sum((r - mean_r) ** 2 for r in rows)
+    if spread < 1.0:
+        return recent[-1][1]
+    slope = sum((r - mean_r) * (x - mean_x) for r, x in zip(rows, xs)) / spread
+    return mean_x + slope * (row - mean_r)
 
 
 def _dedupe(lines: list[np.ndarray]) -> list[np.ndarray]:
@@ -194,6 +201,7 @@ class LearnedLanes:
         if vanishing is not None:  # the lines go on to where they meet, thinner than the grid sees
             top = min(top, vanishing[1] + REACH * height)
         rows = np.arange(int(np.ceil(max(top, 0) / 10) * 10), height, 10)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if lines else None
         out = []
         for line in lines:
             y, x, w = line.T
@@ -204,7 +212,7 @@ class LearnedLanes:
             ok = (rows >= high) & (rows <= low) & (xs >= 0) & (xs < width)
             if ok.sum() < 2:
                 continue
-            lane_type, colour, painted = _paint_of(frame, rows[ok], xs[ok])
+            lane_type, colour, painted = _paint_of(frame, grey, rows[ok], xs[ok])
             out.append(Lane([round(float(v), 1) if k else -2 for v, k in zip(xs, ok)], [int(r) for r in rows], lane_type, colour, painted))
         return sorted(out, key=lambda lane: _bottom_x(lane))
 
@@ -249,10 +257,9 @@ def _bottom_x(lane: Lane) -> float:
     return max(seen)[1] if seen else 0.0
 
 
-def _paint_of(frame: np.ndarray, rows: np.ndarray, xs: np.ndarray) -> tuple[str, str, float]:
+def _paint_of(frame: np.ndarray, grey: np.ndarray, rows: np.ndarray, xs: np.ndarray) -> tuple[str, str, float]:
     """(solid | dashed, white | yellow, share of the line's rows with paint) from the pixels under it."""
     height, width = frame.shape[:2]
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     reach = max(3, int(width * 0.01))
     painted, colours = [], []
     for r, x in zip(rows.astype(int), xs.astype(int)):
