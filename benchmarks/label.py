@@ -6,7 +6,10 @@ detector alone at several batch sizes. The GPU path (CUDA, half precision) runs 
 Quality: mAP50 and mAP50-95 per class, light-state and sign-type accuracy, TuSimple lane accuracy
 and F1, on scenes from seeds the bootstrap model never saw, redacted as redact@R leaves them.
 
-usage: python benchmarks/label.py [--frames 48] [--quality-frames 300] [--batches 1,4,8,16]
+Other detectors and lane methods on the same scenes (quality only): ``--model yolov8n-coco --lanes
+models/lanes.onnx --no-speed`` (a COCO-named model gets the COCO class map, as in `curation label`).
+
+usage: python benchmarks/label.py [--frames 48] [--quality-frames 300] [--batches 1,4,8,16] [--model M] [--lanes L] [--lamps] [--no-speed]
 """
 
 import argparse
@@ -20,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from curation.labeling.files import labeler_for  # noqa: E402
 from curation.labeling.quality import BoxScorer, combine_lanes, lane_scores  # noqa: E402
 from curation.labeling.stage import label_frames  # noqa: E402
 from curation.perception.boxes import Detections  # noqa: E402
@@ -57,15 +61,40 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--quality-frames", type=int, default=300)
     parser.add_argument("--batches", default="1,4,8,16")
+    parser.add_argument("--model", default=None, help="detector (default: params' label.model, the bootstrap)")
+    parser.add_argument("--lanes", default=None, help="lane model (default: params' label.lanes: the calibrated-camera method)")
+    parser.add_argument("--lamps", action="store_true", help="also find lights by their lit lamps (curation label's default)")
+    parser.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="measure speed (ultralytics weights only)")
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
     config = params.label
-    labeler = Labeler(config)
-    lanes = LaneDetector.from_params(config.lanes)
-    track = TrackConfig(**config.track.model_dump())
+    if args.model or args.lanes or args.lamps:
+        labeler, lanes, track = labeler_for(config, args.model or config.model, args.lamps or config.lamps, str(config.lanes.horizon),
+                                            args.lanes or config.lanes.model)
+        config = labeler.config
+    else:
+        labeler, lanes, track = Labeler(config), LaneDetector.from_params(config.lanes), TrackConfig(**config.track.model_dump())
     frames = [f for f, _, _ in held_out_frames(args.frames)]
     labeler([frames[0]])  # warm-up: model load and first-call setup are not per-frame work
+    speed = _speed(args, config, labeler, lanes, track, frames) if args.speed else {}
 
+    scorer, lane_frames = BoxScorer(labeler.classes, config.min_box_px), []
+    for frame, objects, truth_lanes in held_out_frames(args.quality_frames):
+        (boxes, attrs, _), = labeler([frame])
+        scorer.add([{"class": labeler.classes[c], "box": b.tolist(), "confidence": float(s), "attrs": a}
+                    for b, s, c, a in zip(boxes.xyxy, boxes.confidence, boxes.class_id, attrs)], objects)
+        occluders = boxes.xyxy[np.isin([labeler.classes[c] for c in boxes.class_id], ["vehicle", "pedestrian"])]  # as the stage
+        lane_frames.append(lane_scores([{"xs": l.xs, "ys": l.ys, "type": l.type, "color": l.color} for l in lanes(frame, occluders)],
+                                       truth_lanes, frame.shape[0]))
+    print(json.dumps({
+        "device": labeler.device, "imgsz": config.imgsz, "batch": config.batch, "model": labeler.name, "lanes_method": lanes.name,
+        "frames": len(frames), "resolution": "1280x720", **speed,
+        "quality": {"frames": args.quality_frames, "min_box_px": config.min_box_px, "boxes": scorer.result(),
+                    "lanes": combine_lanes(lane_frames)},
+    }, indent=1))
+
+
+def _speed(args, config, labeler, lanes, track, frames) -> dict:
     start = time.perf_counter()
     for frame in frames:  # the naive loop: one predict call per frame, RGB converted each time
         labeler.model.predict(np.ascontiguousarray(frame[..., ::-1]), imgsz=config.imgsz, conf=config.threshold,
@@ -84,22 +113,8 @@ def main() -> None:
     for frame in frames:
         lanes(frame)
     lane_fps = len(frames) / (time.perf_counter() - start)
-
-    scorer, lane_frames = BoxScorer(labeler.classes, config.min_box_px), []
-    for frame, objects, truth_lanes in held_out_frames(args.quality_frames):
-        (boxes, attrs, _), = labeler([frame])
-        scorer.add([{"class": labeler.classes[c], "box": b.tolist(), "confidence": float(s), "attrs": a}
-                    for b, s, c, a in zip(boxes.xyxy, boxes.confidence, boxes.class_id, attrs)], objects)
-        lane_frames.append(lane_scores([{"xs": l.xs, "ys": l.ys, "type": l.type, "color": l.color} for l in lanes(frame)],
-                                       truth_lanes, frame.shape[0]))
-    print(json.dumps({
-        "device": labeler.device, "imgsz": config.imgsz, "batch": config.batch, "model": labeler.name,
-        "frames": len(frames), "resolution": "1280x720",
-        "stage_fps": round(stage, 2), "naive_predict_loop_fps": round(naive, 2), "speedup": round(stage / naive, 2),
-        "detector_fps_by_batch": scaling, "lanes_fps": round(lane_fps, 2),
-        "quality": {"frames": args.quality_frames, "min_box_px": config.min_box_px, "boxes": scorer.result(),
-                    "lanes": combine_lanes(lane_frames)},
-    }, indent=1))
+    return {"stage_fps": round(stage, 2), "naive_predict_loop_fps": round(naive, 2), "speedup": round(stage / naive, 2),
+            "detector_fps_by_batch": scaling, "lanes_fps": round(lane_fps, 2)}
 
 
 if __name__ == "__main__":

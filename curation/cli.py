@@ -303,6 +303,52 @@ def redact_command(
         raise typer.Exit(1)
 
 
+@app.command("label")
+def label_command(
+    inputs: list[str] = typer.Argument(..., help="Pictures, videos, folders or globs to label; or `eval` to score labels (with --truth, --pred)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for labels.coco.json, lanes.tusimple.json and drawings (default: ./labels)."),
+    region: str = typer.Option(None, "--region", "-r", help="Whose params to use (regions share the label section today; recorded in the output)."),
+    model: str = typer.Option("yolov8n-coco", "--model", "-m", help="Detector: yolov8n-coco (default: Ultralytics YOLOv8n trained on COCO, "
+                              "for real footage), coco-ssd (an SSD trained on COCO), models/labeler.pt (the bootstrap, for simulated scenes) "
+                              "or any ultralytics weights, .pt or .onnx (COCO names are mapped)."),
+    draw: bool = typer.Option(False, "--draw", help="Also write OUT/draw/<input>.jpg with the labels drawn (default: off)."),
+    lamps: bool = typer.Option(True, help="Find traffic lights by their lit lamps too (default: on; off for simulated scenes)."),
+    lanes: str = typer.Option("models/lanes.onnx", "--lanes", help="Lane lines: models/lanes.onnx (default: the learned model, any camera) "
+                              "or classical (the calibrated-camera method, with --horizon; what label@R runs on simulated clips)."),
+    horizon: str = typer.Option("auto", "--horizon", help="With --lanes classical: where the horizon is, as a share of the height; "
+                                "auto (default) estimates it per picture: footage from an unknown camera."),
+    truth: Path = typer.Option(None, "--truth", help="eval: ground truth (a `curation label` folder, a COCO file or TuSimple lines)."),
+    pred: Path = typer.Option(None, "--pred", help="eval: labels to score, in the same forms."),
+    params: Path = PARAMS,
+):
+    """Auto-label your own pictures and videos (COCO boxes, TuSimple lanes), or score labels: `curation label eval --truth T --pred P`."""
+    import json
+
+    from curation.policy.params import load_params
+
+    if inputs == ["eval"]:
+        from curation.labeling.evaluate import evaluate
+
+        if truth is None or pred is None:
+            raise typer.BadParameter("label eval needs --truth and --pred")
+        typer.echo(json.dumps(evaluate(truth, pred), indent=1))
+        return
+    from curation.labeling.files import expand_inputs, label_files, labeler_for
+
+    loaded = load_params(params)
+    if region is not None:
+        loaded.region(region)
+    files = expand_inputs(inputs)
+    if not files:
+        raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
+    labeler, lane_method, track = labeler_for(loaded.label, model, lamps, horizon, None if lanes == "classical" else lanes)
+    summary = label_files(files, output or Path("labels"), labeler, lane_method, track, loaded.label.every_s, draw,
+                          info={"region": region} if region else None)
+    typer.echo(json.dumps(summary))
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
 dataset_app = typer.Typer(help="Inspect exported datasets.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 

@@ -1,7 +1,8 @@
 """Pictures for the README: `curation redact` before/after on the real test images, and
 `curation label` on real frames (a dashcam frame, a TuSimple frame, an intersection photo).
 
-usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.jpg)
+usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.jpg,
+                                          docs/lanes_real.jpg)
 """
 
 import subprocess
@@ -34,13 +35,15 @@ def main() -> None:
         side = np.hstack([before[crop], after[crop]])
         cv2.imwrite(str(ROOT / "docs" / "redaction_plate.png"), side)
         cv2.imwrite(str(ROOT / "docs" / "labels_real.jpg"), labeled_real(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    cv2.imwrite(str(ROOT / "docs" / "lanes_real.jpg"), lanes_real(), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
 
 def labeled_real(folder: Path) -> np.ndarray:
-    """`curation label --draw` (its defaults: the real-trained COCO SSD, lit lamps, estimated horizon) on real frames."""
+    """`curation label --draw` (its defaults: yolov8n-coco, lit lamps, the learned lanes) on real frames none
+    of its models was trained or tuned on."""
     real = TESTDATA / "real"
     lights = sorted((real / "traffic_lights" / "images").iterdir())[12]  # one of the photos the lamp finder was not tuned on
-    inputs = [real / "dashcam" / "udacity_vd_test4.jpg", real / "lanes_unlabeled" / "3.jpg", real / "dashcam" / "udacity_p1_solidWhiteCurve.jpg", lights]
+    inputs = [real / "dashcam" / "udacity_vd_test2.jpg", real / "lanes_unlabeled" / "3.jpg", real / "dashcam" / "udacity_p1_solidWhiteCurve.jpg", lights]
     subprocess.run([sys.executable, "-m", "curation.cli", "label", *map(str, inputs), "-o", str(folder / "labels"), "--draw"],
                    check=True, cwd=ROOT, capture_output=True)
     tiles = []
@@ -49,6 +52,33 @@ def labeled_real(folder: Path) -> np.ndarray:
         if source == lights:  # the photo is 800x800: show the lights' part at full size
             drawn = drawn[120:480, 0:640]
         tiles.append(cv2.resize(drawn, (640, 360)))
+    return np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
+
+
+def lanes_real() -> np.ndarray:
+    """The learned lanes (magenta) over the hand labels (green) on four held-out real frames."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from curation.perception.lane_net import MODEL, LearnedLanes
+
+    lanes = LearnedLanes(MODEL)
+    labels = ROOT / "tests" / "data" / "real_lanes"
+    picks = [("tusimple_lanes_unlabeled.json", "lanes_unlabeled", "1.jpg"), ("tusimple_lanes_unlabeled.json", "lanes_unlabeled", "2.jpg"),
+             ("udacity_heldout.json", "dashcam", "udacity_vd_test3.jpg"), ("udacity_heldout.json", "dashcam", "udacity_all_straight_lines2.jpg")]
+    tiles = []
+    for file, folder, name in picks:
+        truth = next(json.loads(line) for line in (labels / file).read_text().splitlines() if json.loads(line)["raw_file"] == name)
+        picture = cv2.imread(str(TESTDATA / "real" / folder / name))
+        found = lanes(np.ascontiguousarray(picture[..., ::-1]))
+        width = max(1, picture.shape[0] // 240)
+        for xs in truth["lanes"]:
+            points = np.array([(x, y) for x, y in zip(xs, truth["h_samples"]) if x >= 0], np.int32)
+            cv2.polylines(picture, [points], False, (0, 220, 0), 3 * width)
+        for lane in found:
+            points = np.array([(x, y) for x, y in zip(lane.xs, lane.ys) if x >= 0], np.int32)
+            cv2.polylines(picture, [points], False, (255, 0, 255), width)
+        tiles.append(cv2.resize(picture, (640, 360)))
     return np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
 
 

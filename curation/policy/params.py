@@ -317,6 +317,7 @@ class LaneParams(Strict):
     mount_m: float = Field(default=1.4, gt=0)
     horizon: Fraction = 0.42  # share of the image height where the horizon lies
     auto_horizon: bool = False  # estimate the horizon per frame from the lines (cameras of unknown mounting); the value above is the prior
+    model: str | None = None  # a learned lane model (models/lanes.onnx: real footage, any camera); null: the calibrated-camera method above
 
 
 class LabelParams(Strict):

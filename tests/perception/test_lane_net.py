@@ -1,0 +1,85 @@
+"""The learned lane model: its tracer on drawn probability grids, its training scenes, and real highway frames."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from curation.labeling.quality import combine_lanes, lane_scores
+from curation.perception.lane_data import HEIGHT, WIDTH, render_scene
+from curation.perception.lane_net import MODEL, OUTPUT, LearnedLanes, trace_lines
+
+REPO = Path(__file__).resolve().parents[2]
+REAL = REPO.parent / "shared" / "testdata" / "real"
+LABELS = REPO / "tests" / "data" / "real_lanes"
+
+
+def _grid(lines: list[tuple[tuple[float, float], tuple[float, float]]]) -> np.ndarray:
+    """A probability grid with straight strokes from (x, y) to (x, y), as the network draws lines."""
+    prob = np.zeros(OUTPUT[::-1], np.float32)
+    for a, b in lines:
+        cv2.line(prob, tuple(int(v) for v in a), tuple(int(v) for v in b), 0.9, 2)
+    return prob
+
+
+@pytest.mark.parametrize("strokes", [
+    [((20, 87), (75, 30)), ((140, 87), (85, 30))],  # the ego lane's two lines, meeting near the horizon
+    [((0, 60), (75, 30)), ((60, 87), (75, 30))],  # a far line lying nearly flat beside a steep one
+])
+def test_the_tracer_follows_steep_and_flat_lines_and_keeps_them_apart(strokes):
+    traced = trace_lines(_grid(strokes))
+    assert len(traced) == len(strokes)
+    for (a, b), points in zip(sorted(strokes, key=lambda s: s[0][0]), sorted(traced, key=lambda t: t[np.argmax(t[:, 0]), 1])):
+        apart = points[points[:, 0] >= 36]  # where the two meet, a run is both lines' at once
+        expected = np.interp(apart[:, 0], sorted([a[1], b[1]]), [a[0], b[0]] if a[1] < b[1] else [b[0], a[0]])
+        assert len(apart) >= 20 and np.abs(apart[:, 1] - expected).max() <= 2.0  # grid cells
+
+
+def test_noise_below_the_threshold_and_short_blobs_are_no_lines():
+    rng = np.random.default_rng(0)
+    prob = rng.uniform(0, 0.45, OUTPUT[::-1]).astype(np.float32)
+    prob[40:44, 70:74] = 0.95  # a blob four rows tall
+    assert trace_lines(prob) == []
+
+
+def test_training_scenes_put_their_truth_on_the_paint():
+    """Where a scene's truth says a line is, the picture is brighter than 12 px to either side on
+    half its rows (dashes, dots and worn paint leave the rest); 8 px off the paint, on 7 %."""
+    brighter = total = 0
+    for seed in range(6):
+        image, lines, hidden = render_scene(np.random.default_rng(seed))
+        assert image.shape == (HEIGHT, WIDTH, 3) and hidden.shape == (HEIGHT, WIDTH) and lines
+        grey = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32), (3, 3), 0)
+        for xs in lines:
+            for r in [r for r in np.flatnonzero(xs >= 0) if r > 0.6 * HEIGHT and not hidden[r, int(xs[r])]]:
+                x = int(round(xs[r]))
+                if 12 <= x < WIDTH - 12:
+                    brighter += grey[r, x] > max(grey[r, x - 12], grey[r, x + 12]) + 3
+                    total += 1
+    assert total > 1000 and brighter / total >= 0.4
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="shared/testdata is not beside the repository")
+def test_on_real_highway_frames_nothing_was_trained_on_the_learned_lanes_beat_the_calibrated_camera():
+    """13 hand-labeled frames of cameras the model never saw (4 TuSimple, 9 Udacity not from the
+    training videos), vehicles boxed by yolov8n-coco as in `curation label`: TuSimple F1 over all
+    their lines 0.77 (the 0.9 target is not reached: README, Auto-labeling), the calibrated-camera
+    method with its horizon estimated 0.61."""
+    from curation.perception.coco_yolo import CocoYolo
+    from curation.perception.lanes import LaneCamera, LaneDetector
+
+    yolo, methods = CocoYolo(), {"learned": LearnedLanes(MODEL), "classical": LaneDetector(LaneCamera(), auto=True)}
+    frames = {name: [] for name in methods}
+    for labels, folder in (("tusimple_lanes_unlabeled.json", "lanes_unlabeled"), ("udacity_heldout.json", "dashcam")):
+        for line in (LABELS / labels).read_text().splitlines():
+            truth = json.loads(line)
+            rgb = cv2.cvtColor(cv2.imread(str(REAL / folder / truth["raw_file"])), cv2.COLOR_BGR2RGB)
+            cars = yolo([rgb], 0.25, {0, 2, 3, 5, 7})[0].xyxy  # person, car, motorcycle, bus, truck
+            for name, method in methods.items():
+                found = method(rgb, cars)
+                frames[name].append(lane_scores([{"xs": l.xs, "ys": l.ys} for l in found],
+                                                [{"x": x, "y": truth["h_samples"]} for x in truth["lanes"]], rgb.shape[0]))
+    learned, classical = combine_lanes(frames["learned"]), combine_lanes(frames["classical"])
+    assert learned["f1"] >= 0.72 and learned["f1"] >= classical["f1"] + 0.1, (learned, classical)
