@@ -285,6 +285,7 @@ class RedactionParams(Strict):
     detect_every_s: float = Field(default=0.2, gt=0)  # full-frame detection interval; walks on crops cover the frames between
     window_s: float = Field(default=1.5, gt=0)  # frames held for backward walks: bounds memory (2896x1876: 16 MB a frame)
     face_threshold: Fraction = 0.3  # low: privacy first
+    face_large_threshold: Fraction = 0.6  # faces at least 4x the policy minimum (a car front at 0.46 is no face; verification repairs)
     plate_threshold: Fraction = 0.3
     plate_model: str = "package:fastanpr/best.pt"  # real-trained YOLOv8n (AGPL-3.0); or models/plates.pt, or your own weights
     plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)

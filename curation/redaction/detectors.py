@@ -28,13 +28,14 @@ __all__ = ["Detectors", "Gated"]
 # CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
 VERIFY_FACE_PX = 32
 LARGE = 2  # objects at least this many times the policy minimum are "large" for the verifiers' gate
+LARGE_FACE = 4  # ... and faces this many times the minimum for the redactor's (its quarter-resolution pass)
 
 
 class Gated:
-    """A verifier whose confidence threshold rises for large objects: low thresholds are what make
-    verification sensitive to small faces and plates, and large ones need none of it (every large
-    face and plate is found at 0.5 and above; benchmarks/verifier_sensitivity.py), while low-confidence
-    large boxes are what a detector invents from torsos, hands and car backs."""
+    """A detector whose confidence threshold rises for large objects: low thresholds are what make
+    redaction and verification sensitive to small faces and plates, and large ones need none of it
+    (every large face and plate is found at 0.5 and above; benchmarks/verifier_sensitivity.py), while
+    low-confidence large boxes are what a detector invents from torsos, hands, car fronts and backs."""
 
     def __init__(self, detector, large_px: float, large_threshold: float):
         self.detector, self.large_px, self.large_threshold = detector, large_px, large_threshold
@@ -42,6 +43,9 @@ class Gated:
 
     def __call__(self, frames):
         return [d[(d.height < self.large_px) | (d.confidence >= self.large_threshold)] for d in self.detector(frames)]
+
+    def __getattr__(self, name):  # everything else (crops for walks, device, batch) is the detector's
+        return getattr(self.detector, name)
 
 
 class Detectors:
@@ -54,7 +58,9 @@ class Detectors:
             # CenterFace finds every face from 24 px up (SIMULATOR.md): run at the resolution that puts
             # the policy's smallest face there, plus a quarter-resolution pass for frame-filling faces.
             scales = (min(1.0, 24 / policy.min_face_px), 0.25)
-            self.redact.append(FaceDetector(stage.face_threshold, stage.device, scales))
+            # Large low-confidence "faces" are car fronts and torsos: one would blur half the frame.
+            face = FaceDetector(stage.face_threshold, stage.device, scales)
+            self.redact.append(Gated(face, LARGE_FACE * policy.min_face_px, max(stage.face_large_threshold, stage.face_threshold)))
             face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px))
             self.verify.append(Gated(face_verifier, LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)))
         if policy.plates:

@@ -36,7 +36,7 @@ from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
-from curation.redaction.detectors import Detectors
+from curation.redaction.detectors import Detectors, Gated
 from curation.redaction.masks import redact
 from curation.redaction.verify import Verification, redact_verified, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
@@ -74,7 +74,8 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     rgb = np.ascontiguousarray(image[..., ::-1])
     scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)  # small photos upscaled for small faces
     harder = [PlateDetector(d.weights, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device, rotations=STILL_ROTATIONS)
-              if isinstance(d, PlateDetector) else FaceDetector(d.threshold, d.device, scales) for d in detectors.redact]
+              if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.large_px, d.large_threshold)
+              for d in detectors.redact]
     boxes = dense_boxes({0: detect_keyframes({0: rgb}, harder)[0]}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
     result = redact(rgb, boxes, config.method)
     if not cv2.imwrite(str(partial), np.ascontiguousarray(result[..., ::-1])):

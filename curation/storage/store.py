@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import io
 import os
 import posixpath
 import shutil
@@ -352,7 +353,10 @@ class RegionStore:
             raise IsADirectoryError(f"{self.root}: the store's root is a folder")
         with self._guarded(action, key):
             fd = self._disk.open(parts, flags)
-        return open(fd, mode.replace("x", "w"))
+        handle = open(fd, mode.replace("x", "w"))
+        raw = handle if isinstance(handle, io.RawIOBase) else getattr(handle, "buffer", handle).raw
+        raw.name = key  # libraries name the file by it in their errors (PyAV), not by a descriptor number
+        return handle
 
     def read_bytes(self, key: str) -> bytes:
         parts, key = self._resolve(key, "read", mutating=False)

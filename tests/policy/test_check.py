@@ -115,9 +115,9 @@ def test_a_new_import_or_data_file_of_a_stage_is_named_until_dvc_yaml_lists_it(t
 def test_a_file_named_by_a_stage_s_params_must_be_a_dep(tmp_path):
     root = _project_copy(tmp_path)
     dvc = (root / "dvc.yaml").read_text()
-    (root / "dvc.yaml").write_text(dvc.replace("        - models/plates.pt\n", "", 1).replace("        - policy/zones/${key}.geojson\n", "", 1))
+    (root / "dvc.yaml").write_text(dvc.replace("        - models/labeler.pt\n", "", 1).replace("        - policy/zones/${key}.geojson\n", "", 1))
     violations = [str(v) for v in check_pipeline(load_params(root / "params.yaml"), root / "dvc.yaml")]
-    assert "redact: models/plates.pt: not in the stage's deps (named by params redaction); add it to dvc.yaml" in violations
+    assert "label: models/labeler.pt: not in the stage's deps (named by params label); add it to dvc.yaml" in violations
     assert "ingest: policy/zones/cn.geojson: not in the stage's deps (named by params regions.cn); add it to dvc.yaml" in violations
 
 

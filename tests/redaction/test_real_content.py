@@ -110,8 +110,10 @@ def test_an_output_with_one_plate_left_unmasked_on_three_frames_fails_on_exactly
     clip = tmp_path / "parking.mp4"
     frames = pan_zoom_clip(clip, [TESTDATA / "eb_test_lp_image.png"], seconds_each=1.0, fps=10)
     redacted = tmp_path / "redacted.mp4"
-    result = redact_video(str(clip), str(redacted), detectors.redact, config)
-    assert verify_video(str(redacted), detectors.verify, detectors.min_height, result.boxes, frames).passed
+    # As curation redact makes it: what the verifiers find on the first output (a tree RetinaFace takes
+    # for a face here) is masked too, and the output verified again.
+    result, rounds = redact_verified(str(clip), lambda mode: open(redacted, mode), detectors, config)
+    assert rounds[-1].passed and verify_video(str(redacted), detectors.verify, detectors.min_height, result.boxes, frames).passed
     plate = CLASSES.index("plate")
     leaky = [b[b.class_id != plate] if 4 <= i <= 6 else b for i, b in enumerate(result.boxes)]
     assert all(len(b) < len(a) for a, b in zip(result.boxes[4:7], leaky[4:7]))  # the plate was masked there before

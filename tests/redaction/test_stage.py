@@ -84,7 +84,7 @@ def test_eu_blanks_restricted_frames_and_keeps_raw_until_its_deadline(tmp_path):
 @pytest.mark.slow
 def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored(tmp_path):
     def blind(document):
-        document["redaction"] = {"face_threshold": 0.999, "verify_face_threshold": 0.5}
+        document["redaction"] = {"face_threshold": 0.999, "verify_face_threshold": 0.5, "repair": False}
         document["regions"]["us"]["redact"]["min_face_px"] = 20
     store = _region(tmp_path, "us", blind, vehicles=2, events=1, width=640, height=360, pedestrians=14, seed=2)
     metrics = redact_region(store, store.params, progress=False)
@@ -95,6 +95,16 @@ def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored
     from curation.redaction.stage import redaction_status
 
     assert redaction_status(Catalog(store))["redaction_failed_clips"] == sorted(r["clip_id"] for r in failed)
+
+    # With repair on (the default), what the verifiers find is masked too and verified again: the same clips pass.
+    document = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    document["redaction"]["repair"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    store = make_store(tmp_path, "us")
+    redact_region(store, store.params, progress=False)
+    rows = {r["clip_id"]: r for r in Catalog(store).read("redacted_clips").to_pylist()}
+    assert all(rows[r["clip_id"]]["status"] == "verified" and store.exists(f"redacted/{r['clip_id']}.mp4") for r in failed)
+    assert any(json.loads(rows[r["clip_id"]]["findings"]) for r in failed)  # the repaired findings are on record
 
 
 @pytest.mark.slow
@@ -141,10 +151,12 @@ def test_killed_redaction_loses_only_the_clips_in_flight_and_a_rerun_redoes_only
         time.sleep(0.005)
     process.kill()
     process.wait()
-    committed = _redact_records(log)
-    assert 0 < committed < clips, "the kill must interrupt the run"
+    records = _redact_records(log)
+    committed = Catalog(make_store(roots["crash"], "eu")).count("redacted_clips")  # rows written: the commit's last step
+    assert 0 < records and committed < clips, "the kill must interrupt the run"
     assert subprocess.run(command, cwd=roots["crash"], env=env, capture_output=True).returncode == 0
-    assert _redact_records(log) == clips  # every clip redacted once: the rerun did only the uncommitted ones
+    # The rerun redid only the clips without a row (one killed between its audit record and its row is done again).
+    assert _redact_records(log) - records == clips - committed
     crash = make_store(roots["crash"], "eu")
     outputs = {s: {r["clip_id"]: (r["status"], r["output_sha256"]) for r in Catalog(s).read("redacted_clips").to_pylist()} for s in (clean, crash)}
     assert outputs[crash] == outputs[clean]
