@@ -65,7 +65,7 @@ def plates_eu(detectors, config, version, folder: Path, limit: int | None) -> di
             below += 1
             continue
         bands[band][1] += 1
-        bands[band][0] += share >= COVERED
+        bands[band][0] += int(share >= COVERED)
         if share < COVERED:
             missed.append({"file": name, "height": h, "masked": round(float(share), 2)})
         plate = np.zeros_like(mask)
@@ -134,11 +134,18 @@ def main() -> None:
     for judge, redactor in zip(judges, detectors.redact):
         judge.threshold = redactor.threshold
     with tempfile.TemporaryDirectory() as folder:
-        result = {"benchmark": "redact_real", "region": args.region, "detectors": detectors.describe(),
-                  "plates_eu": plates_eu(detectors, config, version, Path(folder), args.limit),
-                  "dashcam": dashcam(detectors, config, version, Path(folder), judges),
-                  "face_videos": videos(detectors, config, version, Path(folder))}
-    print(json.dumps(result, indent=1))
+        result = {"benchmark": "redact_real", "region": args.region, "detectors": detectors.describe()}
+        for name, part in (("plates_eu", lambda: plates_eu(detectors, config, version, Path(folder), args.limit)),
+                           ("dashcam", lambda: dashcam(detectors, config, version, Path(folder), judges)),
+                           ("face_videos", lambda: videos(detectors, config, version, Path(folder)))):
+            result[name] = part()
+            print(json.dumps({name: result[name]}, default=_plain), file=sys.stderr, flush=True)  # each part as it is done
+    print(json.dumps(result, indent=1, default=_plain))
+
+
+def _plain(value):
+    """numpy scalars as Python numbers."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 if __name__ == "__main__":

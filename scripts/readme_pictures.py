@@ -1,8 +1,8 @@
 """Pictures for the README: `curation redact` before/after on the real test images, and
 `curation label` on real frames (a dashcam frame, a TuSimple frame, an intersection photo).
 
-usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/labels_real.jpg,
-                                          docs/lanes_real.jpg)
+usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/redaction_dashcam.jpg,
+                                          docs/labels_real.jpg, docs/lanes_real.jpg)
 """
 
 import subprocess
@@ -34,8 +34,25 @@ def main() -> None:
         crop = (slice(900, 1400), slice(1150, 1750))
         side = np.hstack([before[crop], after[crop]])
         cv2.imwrite(str(ROOT / "docs" / "redaction_plate.png"), side)
+        cv2.imwrite(str(ROOT / "docs" / "redaction_dashcam.jpg"), dashcam_frames(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
         cv2.imwrite(str(ROOT / "docs" / "labels_real.jpg"), labeled_real(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
     cv2.imwrite(str(ROOT / "docs" / "lanes_real.jpg"), lanes_real(), [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def dashcam_frames(folder: Path) -> np.ndarray:
+    """Real dashcam video before (left) and after `curation redact` (right): frame 20 of each Udacity clip."""
+    sys.path.insert(0, str(ROOT))
+    from curation.redaction.video import stream_frames
+
+    rows = []
+    for name in ("udacity_test_video.mp4", "udacity_solidWhiteRight.mp4"):
+        source = TESTDATA / "real" / "dashcam" / name
+        target = folder / f"redacted_{name}"
+        subprocess.run([str(Path(sys.executable).parent / "curation"), "redact", str(source), "-o", str(target), "--region", "us"],
+                       check=True, cwd=ROOT, capture_output=True)
+        pair = [next(f for i, (_, f, _) in enumerate(stream_frames(str(path))) if i == 20) for path in (source, target)]
+        rows.append(cv2.resize(np.hstack(pair)[..., ::-1], (1280, int(1280 * pair[0].shape[0] / (2 * pair[0].shape[1])))))
+    return np.vstack(rows)
 
 
 def labeled_real(folder: Path) -> np.ndarray:
