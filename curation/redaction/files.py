@@ -43,7 +43,6 @@ from curation.redaction.video import RedactionConfig, detect_keyframes, redact_v
 
 __all__ = ["redact_file", "output_for", "proof_path"]
 
-STILL_ROTATIONS = (0.0, -60.0, -30.0, 30.0, 60.0)  # plates seen steeply through a wide lens
 
 
 def output_for(source: Path, output: Path | None, several: bool) -> Path:
@@ -73,7 +72,9 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         raise CurationError(f"{source}: not a readable image")
     rgb = np.ascontiguousarray(image[..., ::-1])
     scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)  # small photos upscaled for small faces
-    harder = [PlateDetector(d.weights, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device, rotations=STILL_ROTATIONS)
+    # Plates at the picture's own resolution (no rotated views: a real-trained model needs none, and a
+    # rotated box mapped back covers the whole car).
+    harder = [PlateDetector(d.weights, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device)
               if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.large_px, d.large_threshold)
               for d in detectors.redact]
     boxes = dense_boxes({0: detect_keyframes({0: rgb}, harder)[0]}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
