@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
+
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.retinaface import RetinaFaceDetector
@@ -27,22 +29,31 @@ __all__ = ["Detectors", "Gated"]
 # RetinaFace at full resolution for a 32 px policy: at 0.75 (24 px faces) it was less sensitive than
 # CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
 VERIFY_FACE_PX = 32
-LARGE = 2  # objects at least this many times the policy minimum are "large" for the verifiers' gate
-LARGE_FACE = 4  # ... and faces this many times the minimum for the redactor's (its quarter-resolution pass)
+# Size steps of the gates, in multiples of the policy minimum.
+LARGE = 2  # verifiers: "large" objects need redaction.verify_large_threshold
+HUGE_FACE = 8  # face verifier: faces this large need redaction.verify_huge_face_threshold
+LARGE_FACE = 4  # redactor: faces this large (its quarter-resolution pass) need redaction.face_large_threshold
 
 
 class Gated:
-    """A detector whose confidence threshold rises for large objects: low thresholds are what make
-    redaction and verification sensitive to small faces and plates, and large ones need none of it
-    (every large face and plate is found at 0.5 and above; benchmarks/verifier_sensitivity.py), while
-    low-confidence large boxes are what a detector invents from torsos, hands, car fronts and backs."""
+    """A detector whose confidence threshold rises with object size: ``steps`` are (height px, threshold)
+    pairs, each applying from its height up. Low thresholds are what make redaction and verification
+    sensitive to small faces and plates, and large ones need none of it (benchmarks/verifier_sensitivity.py:
+    every face of 96 px and more found at 0.8, every plate of 24 px and more at 0.5), while
+    low-confidence large boxes are what a detector invents from torsos, arms, car fronts and backs."""
 
-    def __init__(self, detector, large_px: float, large_threshold: float):
-        self.detector, self.large_px, self.large_threshold = detector, large_px, large_threshold
+    def __init__(self, detector, steps: list[tuple[float, float]]):
+        self.detector, self.steps = detector, sorted(steps)
         self.name, self.class_id, self.model_sha256, self.threshold = detector.name, detector.class_id, detector.model_sha256, detector.threshold
 
     def __call__(self, frames):
-        return [d[(d.height < self.large_px) | (d.confidence >= self.large_threshold)] for d in self.detector(frames)]
+        out = []
+        for d in self.detector(frames):
+            keep = np.ones(len(d), bool)
+            for px, threshold in self.steps:
+                keep &= (d.height < px) | (d.confidence >= threshold)
+            out.append(d[keep])
+        return out
 
     def __getattr__(self, name):  # everything else (crops for walks, device, batch) is the detector's
         return getattr(self.detector, name)
@@ -60,20 +71,22 @@ class Detectors:
             scales = (min(1.0, 24 / policy.min_face_px), 0.25)
             # Large low-confidence "faces" are car fronts and torsos: one would blur half the frame.
             face = FaceDetector(stage.face_threshold, stage.device, scales)
-            self.redact.append(Gated(face, LARGE_FACE * policy.min_face_px, max(stage.face_large_threshold, stage.face_threshold)))
+            self.redact.append(Gated(face, [(LARGE_FACE * policy.min_face_px, max(stage.face_large_threshold, stage.face_threshold))]))
             face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px))
-            self.verify.append(Gated(face_verifier, LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)))
+            self.verify.append(Gated(face_verifier, [(LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)),
+                                                     (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
         if policy.plates:
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
             plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device)
-            self.verify.append(Gated(plate_verifier, LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold)))
+            self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
-        self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}/{d.large_threshold}" for d in self.verify)
+        self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}" + "".join(f"/{px:g}px:{t}" for px, t in d.steps)
+                                       for d in self.verify)
 
     def describe(self) -> dict:
         """Names, weights hashes and thresholds of every detector, for proof records."""
         def entry(d):
-            gate = {"large_px": d.large_px, "large_threshold": d.large_threshold} if isinstance(d, Gated) else {}
+            gate = {"gates": [{"from_px": px, "threshold": t} for px, t in d.steps]} if isinstance(d, Gated) else {}
             return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate}
         return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}

@@ -75,7 +75,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     # Plates at the picture's own resolution (no rotated views: a real-trained model needs none, and a
     # rotated box mapped back covers the whole car).
     harder = [PlateDetector(d.weights, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device)
-              if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.large_px, d.large_threshold)
+              if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
               for d in detectors.redact]
     boxes = dense_boxes({0: detect_keyframes({0: rgb}, harder)[0]}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
     result = redact(rgb, boxes, config.method)

@@ -104,7 +104,8 @@ def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored
     redact_region(store, store.params, progress=False)
     rows = {r["clip_id"]: r for r in Catalog(store).read("redacted_clips").to_pylist()}
     assert all(rows[r["clip_id"]]["status"] == "verified" and store.exists(f"redacted/{r['clip_id']}.mp4") for r in failed)
-    assert any(json.loads(rows[r["clip_id"]]["findings"]) for r in failed)  # the repaired findings are on record
+    repaired = [f for r in failed for f in json.loads(rows[r["clip_id"]]["findings"])]
+    assert repaired and all(f["repaired"] and f["class"] == "face" for f in repaired)  # what was repaired is on record
 
 
 @pytest.mark.slow
