@@ -9,9 +9,9 @@ ships no weights offline) unless --init names weights to fine-tune. Both train a
 tiles at inference scale: the stages run them at imgsz 640 on 1280x720 frames.
 
 plates: synthetic CN/EU/US plates pasted on scenes and photos (curation/perception/plate_data.py).
-`--init package:fastanpr/best.pt --freeze 10 --imgsz 640` fine-tunes the real-trained plate model
-instead (backbone frozen, so what it learned from real photos stays): how models/plates-fastanpr-sim.pt
-was made (README: plates).
+`--init package:fastanpr/best.pt --freeze 10 --imgsz 480 --lr0 0.002` fine-tunes the real-trained plate
+model instead (backbone frozen): tried on 1,200 synthetic plates, it covered the simulated ones but
+forgot real ones (README, Redaction), so no such model is committed or used.
 The committed models/plates.pt took three rounds as the generator improved: 9 epochs from scratch
 on generator v1 (seed 0); 8 epochs `--init` from those on v2 (seed 1: recoloured plates, shear);
 `--init <those> --seed 2 --epochs 10` on this version (coloured characters, haze, bumpers).
