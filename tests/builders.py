@@ -118,3 +118,18 @@ def pan_zoom_clip(target, images: list[Path], seconds_each: float = 2.0, fps: fl
                 writer.write(cv2.warpAffine(np.ascontiguousarray(photo), matrix, (width, height), flags=cv2.INTER_LINEAR))
                 count += 1
     return count
+
+
+# The bootstrap model with COCO's names for the classes COCO has: a small model whose classes carry COCO names.
+COCO_NAMES = {"vehicle": "car", "pedestrian": "person", "traffic_light": "traffic light", "sign_stop": "stop sign"}
+
+
+def coco_named_weights(folder: Path) -> Path:
+    """models/labeler.pt under COCO's names for four of its classes, saved as a user would ship it."""
+    from ultralytics import YOLO
+
+    model = YOLO(str(REPO / "models" / "labeler.pt"))
+    model.model.names = {i: COCO_NAMES.get(n, n) for i, n in model.model.names.items()}
+    path = folder / "coco_named.pt"
+    model.save(str(path))
+    return path

@@ -44,7 +44,6 @@ class Gated:
 
     def __init__(self, detector, steps: list[tuple[float, float]]):
         self.detector, self.steps = detector, sorted(steps)
-        self.name, self.class_id, self.model_sha256, self.threshold = detector.name, detector.class_id, detector.model_sha256, detector.threshold
 
     def __call__(self, frames):
         out = []
@@ -55,7 +54,9 @@ class Gated:
             out.append(d[keep])
         return out
 
-    def __getattr__(self, name):  # everything else (crops for walks, device, batch) is the detector's
+    def __getattr__(self, name):  # everything else (name, threshold, weights hash, crops for walks) is the detector's
+        if name == "detector":  # not set yet (a copy being unpickled): no recursion
+            raise AttributeError(name)
         return getattr(self.detector, name)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from builders import REPO, make_fleet, params_document
+from builders import coco_named_weights, make_fleet, params_document
 from curation.labeling.stage import label_region
 from curation.labeling.stream import label_stream
 from curation.perception.labeler import COCO_CLASS_MAP, Labeler
@@ -19,18 +19,6 @@ from curation.storage.catalog import Catalog
 from curation.storage.store import RegionStore
 
 # The bootstrap model with COCO's names for the classes COCO has: a small model whose classes carry COCO names.
-COCO_NAMES = {"vehicle": "car", "pedestrian": "person", "traffic_light": "traffic light", "sign_stop": "stop sign"}
-
-
-def _coco_named_weights(tmp_path):
-    from ultralytics import YOLO
-
-    model = YOLO(str(REPO / "models" / "labeler.pt"))
-    model.model.names = {i: COCO_NAMES.get(n, n) for i, n in model.model.names.items()}
-    path = tmp_path / "coco_named.pt"
-    model.save(str(path))
-    return path
-
 
 @pytest.fixture(scope="module")
 def region(tmp_path_factory):
@@ -58,7 +46,7 @@ def test_a_coco_named_model_labels_the_region_through_the_class_map(region, tmp_
     root, document = region
     bootstrap, reference = _label(root, document)
     coco_map = {name: COCO_CLASS_MAP[name] for name in ("car", "person", "traffic light", "stop sign")}
-    metrics, detections = _label(root, document, model=str(_coco_named_weights(tmp_path)), class_map=coco_map)
+    metrics, detections = _label(root, document, model=str(coco_named_weights(tmp_path)), class_map=coco_map)
     assert metrics["clips"] == bootstrap["clips"] == 1 and metrics["model"].startswith("coco_named:")
     assert detections and {d["model_class"] for d in detections} <= set(coco_map)
     assert {d["label"] for d in detections} <= {"vehicle", "pedestrian", "traffic_light", "traffic_sign"}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from builders import REPO
+from builders import REPO, coco_named_weights
 from curation.errors import PolicyError
 from curation.labeling.stage import label_frames
 from curation.perception.labeler import Labeler
@@ -13,19 +13,6 @@ from curation.perception.tracks import TrackConfig
 from curation.policy.params import LabelParams, load_params
 from curation.sources.faces import face_bank
 from curation.sources.scene import Camera, Conditions, Scene
-
-COCO_LIKE = {"vehicle": "car", "pedestrian": "person", "traffic_light": "traffic light", "sign_stop": "stop sign"}
-
-
-def _user_weights(tmp_path):
-    """The bootstrap model under COCO's names for four of its classes, saved as a user would ship it."""
-    from ultralytics import YOLO
-
-    model = YOLO(str(REPO / "models" / "labeler.pt"))
-    model.model.names = {i: COCO_LIKE.get(n, n) for i, n in model.model.names.items()}
-    path = tmp_path / "user.pt"
-    model.save(str(path))
-    return path
 
 
 def _street(seed=3):
@@ -36,7 +23,7 @@ def _street(seed=3):
 
 
 def test_user_model_classes_map_to_the_taxonomy_and_unmapped_ones_are_dropped(tmp_path):
-    config = LabelParams(model=str(_user_weights(tmp_path)), threshold=0.2,
+    config = LabelParams(model=str(coco_named_weights(tmp_path)), threshold=0.2,
                          class_map={"car": {"class": "vehicle"}, "traffic light": {"class": "traffic_light"},
                                     "sign_speed_limit": {"class": "traffic_sign", "sign": "speed_limit"}})
     labeler = Labeler(config)
