@@ -140,8 +140,8 @@ def _commit(store: RegionStore, catalog: Catalog, clip: dict, old: dict | None, 
                        frames=record["frames"], policy_version=version, verifiers=detectors.verifier_names)
     frames = [Redaction(clip_id, i, int(record["pts"][i]), json.dumps(record["boxes"][i]), bool(record["blanked"][i]), detectors.names,
                         TRACKER_VERSION, version) for i in range(record["frames"])]
-    findings = verification.findings if verification.complete else [{"error": verification.summary()}, *verification.findings]
-    findings += [{**f, "repaired": True} for f in record["repaired"]]  # what the second opinion found and was masked too
+    findings = [*([] if verification.complete else [{"error": verification.summary()}]), *verification.findings,
+                *({**f, "repaired": True} for f in record["repaired"])]  # repaired: what the second opinion found and was masked too
     deadline, delete_now = raw_deadline(store.policy, now) if status == "verified" else (None, False)
     row = _row(clip, status, uri, digest, record["frames"], int(sum(record["blanked"])), record["tracks"]["face"], record["tracks"]["plate"],
                findings, fingerprint, version, detectors.verifier_names, delete_now, deadline, now)
