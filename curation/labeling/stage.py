@@ -17,11 +17,12 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import numpy as np
-from tqdm import tqdm
 
+from curation.engine import Task, commit, run
+from curation.labeling.clip import LabelClip
 from curation.labeling.quality import BoxScorer, combine_lanes, lane_scores
 from curation.labeling.sampling import sample_frames, telemetry_triggers
-from curation.labeling.stream import decode_sampled, label_stream
+from curation.labeling.stream import label_stream
 from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lane_net import LearnedLanes, lane_detector
@@ -50,72 +51,78 @@ def label_frames(frames: list[np.ndarray], labeler: Labeler, lanes: LaneDetector
     return [(f.boxes, f.attributes, f.names) for f in labeled], [f.lanes for f in labeled]
 
 
-def label_region(store: RegionStore, params, progress: bool = True) -> dict:
-    """Label, record and score every verified clip of the region's catalog; returns the metrics document."""
+def label_region(store: RegionStore, params, progress: bool = True, engine=None) -> dict:
+    """Label, record and score every verified clip of the region's catalog; returns the metrics document.
+
+    Plan (here): which clips need labels, by redacted bytes and fingerprint, and which of their
+    frames are sampled. Work (the engine's workers, :class:`~curation.labeling.clip.LabelClip`):
+    label the sampled frames of the redacted output. Commit (here, as each result arrives): the
+    clip's rows, its labeled_clips row last, and the audit record. A crash loses at most the clips
+    in flight; a rerun redoes only those."""
     config = params.label
     catalog = Catalog(store)
     labeler = Labeler(config)
     lanes = lane_detector(config.lanes)
-    track_config = TrackConfig(**config.track.model_dump())
     code = code_hash(LABELING_CODE, within=LABELING_PACKAGES)
     fingerprint = hashlib.sha256(f"{labeler.name}|{lanes.name}|{code}|{config.model_dump_json(exclude={'model'})}".encode()).hexdigest()[:16]
     verified = {r["clip_id"]: r for r in catalog.read("redacted_clips", where="status = 'verified'").to_pylist()}
     previous = {r["clip_id"]: r for r in catalog.read("labeled_clips").to_pylist()}
     clips = {c["clip_id"]: c for c in catalog.read("clips").to_pylist()}
-    for clip_id in tqdm(sorted(verified), desc=f"label {store.region}", unit="clip", disable=not progress):
-        redacted = verified[clip_id]
-        old = previous.get(clip_id)
+    tasks = []
+    for clip_id in sorted(verified):
+        redacted, old = verified[clip_id], previous.get(clip_id)
         if old and old["fingerprint"] == fingerprint and old["redacted_sha256"] == redacted["output_sha256"]:
             continue
-        _label_clip(store, catalog, clips[clip_id], redacted, labeler, lanes, track_config, fingerprint)
+        tasks.append(Task(clip_id, {"source": redacted["output_uri"], **_sampled(catalog, clip_id, config)}))
+    failed = 0
+    for result in run(LabelClip(), tasks, store, engine, progress=progress):
+        failed += not _commit(store, catalog, verified[result.task_id], result, fingerprint, labeler.name)
     for stale in sorted(set(previous) - set(verified)):
-        for table in (*TABLES, "labeled_clips"):  # no longer verified: its labels must not reach a dataset
-            catalog.table(table).delete(f"clip_id = '{stale}'")
+        _delete_labels(catalog, stale)  # no longer verified: its labels must not reach a dataset
     _index_embeddings(catalog)
-    return _metrics(store, catalog, config, labeler, clips, lanes.name)
+    return {**_metrics(store, catalog, config, labeler, clips, lanes.name), "failed": failed}
 
 
-def _label_clip(store, catalog, clip, redacted, labeler, lanes, track_config, fingerprint) -> None:
-    clip_id = clip["clip_id"]
+def _sampled(catalog: Catalog, clip_id: str, config) -> dict:
+    """The frames to label (by PTS every ``every_s``, denser near telemetry triggers), never a blanked one."""
     telemetry = catalog.read("frames", ["index", "time", "speed_mps", "brake", "autopilot"], f"clip_id = '{clip_id}'").sort_by("index").to_pydict()
     blanked = catalog.read("redactions", ["index", "blanked"], f"clip_id = '{clip_id}'").sort_by("index").column("blanked").to_pylist()
     times = telemetry["time"]
     seconds = np.array([(t - times[0]).total_seconds() for t in times]) if times else np.zeros(0)
-    config = labeler.config
     triggers = telemetry_triggers(seconds, telemetry["speed_mps"], telemetry["brake"], telemetry["autopilot"], config.hard_brake_mps2)
     sampled, near = sample_frames(seconds, config.every_s, triggers, config.trigger_window_s)
     black = np.zeros(len(sampled), bool)
     black[: len(blanked)] = blanked[: len(sampled)]
     sampled &= ~black  # blanked (restricted-zone) frames carry nothing
-    # Stream the redacted file: frames are decoded, labeled a window at a time and dropped.
-    with store.open(redacted["output_uri"]) as source:
-        chosen = decode_sampled(source, lambda index, _: index < len(sampled) and bool(sampled[index]))
-        labeled = label_stream(chosen, labeler, lanes, track_config, embed=True)
-    indices = [f.index for f in labeled]
-    embeddings = [FrameEmbedding(clip_id, f.index, tuple(f.embedding)) for f in labeled]
-    detections, lane_rows = [], []
-    for f in labeled:
-        boxes = f.boxes
-        for n, (box, confidence, cls, track, attr, name) in enumerate(zip(boxes.xyxy, boxes.confidence, boxes.class_id, boxes.track_id,
-                                                                         f.attributes, f.names)):
-            detections.append(Detection(f"{clip_id}:{f.index}:{n}", clip_id, f.index, f.pts, labeler.classes[int(cls)], json.dumps(attr, sort_keys=True),
-                                        *(round(float(v), 1) for v in box), round(float(confidence), 4), int(track), name,
-                                        labeler.name, bool(near[f.index])))
-        for k, lane in enumerate(f.lanes):
-            lane_rows.append(LaneLine(clip_id, f.index, f.pts, k, lane.type, lane.color, json.dumps(lane.xs), json.dumps(lane.ys),
-                                      lane.confidence, lanes.name))
-    tracks = _tracks(clip_id, detections)
-    row = LabeledClip(clip_id, redacted["output_sha256"], fingerprint, len(indices), json.dumps(indices), int(near[indices].sum()) if indices else 0,
-                      len(detections), len(tracks), len(lane_rows), labeler.name, datetime.now(timezone.utc))
-    for table, record, rows in (("detections", Detection, detections), ("tracks", Track, tracks), ("lane_lines", LaneLine, lane_rows),
-                                ("frame_embeddings", FrameEmbedding, embeddings)):
+    return {"sampled": np.flatnonzero(sampled).tolist(), "near": np.flatnonzero(sampled & near).tolist()}
+
+
+def _commit(store: RegionStore, catalog: Catalog, redacted: dict, result, fingerprint: str, model: str) -> bool:
+    """One worker result into the catalog: the clip's rows, then its labeled_clips row (the completion
+    mark), then the audit record. A failed clip keeps no labels (old ones would describe other bytes)."""
+    clip_id = redacted["clip_id"]
+    commit(store, result)  # the worker's own audit records, if any
+    if not result.ok:
+        _delete_labels(catalog, clip_id)
+        store.audit.append(store.actor, "label", redacted["output_uri"], clip_id, status="label_failed", error=result.error, model=model)
+        return False
+    rows, indices = result.record, result.record["indices"]
+    row = LabeledClip(clip_id, redacted["output_sha256"], fingerprint, len(indices), json.dumps(indices), rows["trigger_frames"],
+                      len(rows["detections"]), len(rows["tracks"]), len(rows["lane_lines"]), model, datetime.now(timezone.utc))
+    for table, record in (("detections", Detection), ("tracks", Track), ("lane_lines", LaneLine), ("frame_embeddings", FrameEmbedding)):
         catalog.table(table).delete(f"clip_id = '{clip_id}'")
-        if rows:
-            catalog.table(table).add(to_table(record, rows))
+        if rows[table]:
+            catalog.table(table).add(to_table(record, rows[table]))
     catalog.table("labeled_clips").delete(f"clip_id = '{clip_id}'")  # last: the row marks the clip complete
     catalog.table("labeled_clips").add(to_table(LabeledClip, [row]))
-    store.audit.append(store.actor, "label", redacted["output_uri"], clip_id, detections=len(detections), tracks=len(tracks),
-                       lane_lines=len(lane_rows), model=labeler.name)
+    store.audit.append(store.actor, "label", redacted["output_uri"], clip_id, detections=len(rows["detections"]), tracks=len(rows["tracks"]),
+                       lane_lines=len(rows["lane_lines"]), model=model)
+    return True
+
+
+def _delete_labels(catalog: Catalog, clip_id: str) -> None:
+    for table in (*TABLES, "labeled_clips"):
+        catalog.table(table).delete(f"clip_id = '{clip_id}'")
 
 
 def _index_embeddings(catalog: Catalog, rows_per_partition: int = 256) -> None:
@@ -127,24 +134,6 @@ def _index_embeddings(catalog: Catalog, rows_per_partition: int = 256) -> None:
     if rows >= 4 * rows_per_partition:
         table.create_index(vector_column_name="vector", replace=True,
                            config=IvfFlat(distance_type="cosine", num_partitions=max(2, rows // rows_per_partition)))
-
-
-def _tracks(clip_id: str, detections: list[Detection]) -> list[Track]:
-    by_track: dict[int, list[Detection]] = {}
-    for d in detections:
-        if d.track >= 0:
-            by_track.setdefault(d.track, []).append(d)
-    tracks = []
-    for track_id, members in sorted(by_track.items()):
-        values: dict[str, Counter] = {}
-        for d in members:
-            for key, value in json.loads(d.attrs).items():
-                values.setdefault(key, Counter())[value] += 1
-        attrs = {key: counter.most_common(1)[0][0] for key, counter in sorted(values.items())}
-        confidence = [d.confidence for d in members]
-        tracks.append(Track(clip_id, track_id, members[0].label, json.dumps(attrs), members[0].pts, members[-1].pts, len(members),
-                            round(float(np.mean(confidence)), 4), round(float(min(confidence)), 4)))
-    return tracks
 
 
 def _metrics(store, catalog, config, labeler, clips, lanes_name: str) -> dict:

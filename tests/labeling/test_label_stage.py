@@ -91,3 +91,53 @@ def test_frames_stream_through_a_window_and_are_never_all_held():
     assert [f.index for f in labeled] == list(range(10))
     # Windows of 3: labeled as soon as 3 arrived, while the decoder had produced only those.
     assert calls == [(3, 3), (3, 6), (3, 9), (1, 10)]
+
+
+def _label_records(log) -> int:
+    return sum('"action":"label"' in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+@pytest.mark.slow
+def test_killed_labeling_loses_only_the_clips_in_flight_and_a_rerun_redoes_only_those(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from builders import REPO, make_params, make_store
+
+    make_params(tmp_path, params_document(tmp_path))
+    make_fleet(tmp_path, "eu", vehicles=4, events=1, seconds=2.0, width=320, height=192, seed=5)
+    store = make_store(tmp_path, "eu")
+    ingest(store, "landing", store.params.ingest, progress=False)
+    redact_region(store, store.params, progress=False)
+    label_region(store, store.params, progress=False)
+    catalog = Catalog(store)
+    clips = catalog.count("labeled_clips")
+    tables = ("labeled_clips", "detections", "tracks", "lane_lines", "frame_embeddings")
+    clean = {table: sorted(map(str, _without_time(catalog.read(table).to_pylist()))) for table in tables}
+    for table in tables:  # the same region, not labeled yet
+        catalog.table(table).delete("true")
+    log = tmp_path / "data" / "eu" / "audit" / "log.jsonl"
+    before = _label_records(log)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "pipelines.label", "eu", str(tmp_path / "metrics.json"), "--workers", "1"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200_000):  # kill once two clips are committed (bounded by iterations, not by the clock)
+        if process.poll() is not None or _label_records(log) - before >= 2:
+            break
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    records = _label_records(log) - before
+    committed = catalog.count("labeled_clips")  # the labeled_clips row is the commit's completion mark
+    assert 0 < committed < clips, "the kill must interrupt the run"
+    assert subprocess.run(command, cwd=tmp_path, env=env, capture_output=True).returncode == 0
+    # The rerun labeled only the clips without a row (one killed between its row and its audit record is not redone).
+    assert _label_records(log) - before - records == clips - committed
+    assert {table: sorted(map(str, _without_time(catalog.read(table).to_pylist()))) for table in tables} == clean
+    store.audit.verify()
+
+
+def _without_time(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "labeled_at"} for row in rows]
