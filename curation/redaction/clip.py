@@ -20,7 +20,7 @@ import numpy as np
 from curation.engine import Resources, Result, Stage, Task
 from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.detectors import Detectors
-from curation.redaction.verify import redact_verified, verify_video
+from curation.redaction.verify import redact_verified, repaired, verify_video
 from curation.redaction.video import RedactionConfig
 
 __all__ = ["RedactClip"]
@@ -52,7 +52,7 @@ class RedactClip(Stage):
             result, rounds = redact_verified(source, lambda mode: self.store.open(scratch, mode), self.detectors, self.config,
                                              self.config.repair, blank, payload["frames"], manual)
         tracks = {cls: len({int(t) for d in result.boxes for t, c in zip(d.track_id, d.class_id) if CLASSES[int(c)] == cls}) for cls in CLASSES}
-        record = {"kind": "redact", "verification": rounds[-1], "repaired": rounds[0].findings if len(rounds) > 1 else [],
+        record = {"kind": "redact", "verification": rounds[-1], "repaired": repaired(rounds),
                   "frames": result.frames, "pts": result.pts.tolist(), "boxes": [d.to_items() for d in result.boxes],
                   "blanked": result.blanked.tolist(), "tracks": tracks, "output_sha256": self.store.sha256(scratch),
                   "seconds": {**result.seconds, "total_s": time.perf_counter() - start}}

@@ -38,7 +38,7 @@ from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
 from curation.redaction.detectors import Detectors, Gated
 from curation.redaction.masks import redact
-from curation.redaction.verify import Verification, redact_verified, verify_frames
+from curation.redaction.verify import REPAIR_ROUNDS, Verification, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
 __all__ = ["redact_file", "output_for", "proof_path"]
@@ -78,18 +78,21 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
               if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
               for d in detectors.redact]
     boxes = dense_boxes({0: detect_keyframes({0: rgb}, harder)[0]}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
-    result = redact(rgb, boxes, config.method)
-    if not cv2.imwrite(str(partial), np.ascontiguousarray(result[..., ::-1])):
-        raise CurationError(f"{partial}: cannot write")
-    written = cv2.imread(str(partial), cv2.IMREAD_COLOR)[..., ::-1]  # verify what was stored (JPEG and all)
-    rounds = [Verification(1, 1, verify_frames({0: np.ascontiguousarray(written)}, detectors.verify, detectors.min_height, {0: boxes}))] \
-        if verify else []
-    if rounds and rounds[0].findings and config.repair:  # mask what the second opinion found, and look again
-        boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[0].findings])])
-        result = redact(rgb, boxes, config.method)
-        cv2.imwrite(str(partial), np.ascontiguousarray(result[..., ::-1]))
-        written = np.ascontiguousarray(cv2.imread(str(partial), cv2.IMREAD_COLOR)[..., ::-1])
-        rounds.append(Verification(1, 1, verify_frames({0: written}, detectors.verify, detectors.min_height, {0: boxes})))
+
+    def write(boxes: Detections) -> Verification | None:
+        if not cv2.imwrite(str(partial), np.ascontiguousarray(redact(rgb, boxes, config.method)[..., ::-1])):
+            raise CurationError(f"{partial}: cannot write")
+        if not verify:
+            return None
+        written = np.ascontiguousarray(cv2.imread(str(partial), cv2.IMREAD_COLOR)[..., ::-1])  # verify what was stored (JPEG and all)
+        return Verification(1, 1, verify_frames({0: written}, detectors.verify, detectors.min_height, {0: boxes}))
+
+    rounds = [r for r in [write(boxes)] if r is not None]
+    for _ in range(REPAIR_ROUNDS if rounds and config.repair else 0):  # mask what the second opinion found, and look again
+        if not rounds[-1].findings:
+            break
+        boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
+        rounds.append(write(boxes))
     return [boxes], [0], rounds
 
 
@@ -132,7 +135,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
             "passed": verification.passed, "summary": verification.summary(), "frames": verification.frames, "expected": verification.expected,
             "findings": verification.findings,
             # What the second opinion found on the first output and was masked too (redaction.repair): kept as evidence.
-            "repaired": rounds[0].findings if len(rounds) > 1 else []},
+            "repaired": repaired(rounds), "reused_frames": verification.reused},
         "frames": [{"index": i, "pts": int(p), "masked": d.to_items()} for i, (p, d) in enumerate(zip(pts, boxes))],
     }
     proof_path(target).write_text(json.dumps(proof, indent=1))
@@ -140,7 +143,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
                "fps": round(len(boxes) / seconds, 2),
                "face_tracks": _tracks(boxes, "face"), "plate_tracks": _tracks(boxes, "plate"),
                "verification": "off" if verification is None else ("passed" if passed else verification.summary()),
-               "repaired": len(rounds[0].findings) if len(rounds) > 1 else 0}
+               "repaired": len(repaired(rounds))}
     if verification is not None and verification.findings:
         summary["findings"] = verification.findings[:5]
     return summary

@@ -69,7 +69,7 @@ def redact(frame: np.ndarray, detections: Detections, method: str = "blur") -> n
             else:  # smooth at a few pixels per detail cell, then stretch: a big box costs what a small one does
                 blob = cv2.resize(small, (small.shape[1] * BLOB_PX, small.shape[0] * BLOB_PX), interpolation=cv2.INTER_LINEAR)
                 covered = cv2.resize(cv2.GaussianBlur(blob, (0, 0), BLOB_PX / 2), (w, h), interpolation=cv2.INTER_LINEAR)
-        region[shape] = covered[shape]
+        cv2.copyTo(covered, shape.view(np.uint8), region)  # region[shape] = covered[shape], without numpy's fancy indexing
     return out
 
 

@@ -137,6 +137,7 @@ def _commit(store: RegionStore, catalog: Catalog, clip: dict, old: dict | None, 
     status, uri, digest = ("verified", uri, record["output_sha256"]) if placed else ("redaction_failed", None, None)
     store.audit.append(store.actor, "redact", clip["source_uri"], clip_id, status=status, output=uri, output_sha256=digest,
                        findings=len(verification.findings), repaired=len(record["repaired"]), verified_frames=verification.frames,
+                       reused_frames=verification.reused,
                        frames=record["frames"], policy_version=version, verifiers=detectors.verifier_names)
     frames = [Redaction(clip_id, i, int(record["pts"][i]), json.dumps(record["boxes"][i]), bool(record["blanked"][i]), detectors.names,
                         TRACKER_VERSION, version) for i in range(record["frames"])]

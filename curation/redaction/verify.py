@@ -2,7 +2,10 @@
 still find at or above the policy's minimum sizes fails the clip, and so does an output that
 decodes to fewer frames than the clip has (frames nobody looked at prove nothing).
 
-The output is read as a stream, a batch of frames at a time.
+The output is read as a stream, a batch of frames at a time. After a repair, a frame whose decoded
+pixels and masked boxes are identical to the previous round's, where that round found nothing, is
+not run through the verifiers again: the detectors are deterministic, so their answer is the same
+(x264 re-encodes the groups of pictures without a new mask bit for bit).
 
 Example:
     >>> verification = verify_video("redacted.mp4", verifiers, {0: 32, 1: 16}, expected=120)   # doctest: +SKIP
@@ -14,15 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import hashlib
+
 import numpy as np
 
 from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.masks import mask_of
 from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes, encode, redact_video, stream_frames
 
-__all__ = ["Verification", "verify_video", "verify_frames", "redact_verified"]
+__all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired"]
 
 BATCH = 4
+# Repairs before a clip fails: a repair mask can itself look like a face to the verifier (a blurred
+# ellipse beside a flower pot did, on real footage); each round looks only at the frames that changed.
+REPAIR_ROUNDS = 3
 
 
 @dataclass
@@ -32,6 +40,8 @@ class Verification:
     frames: int
     expected: int | None
     findings: list[dict] = field(default_factory=list)
+    reused: int = 0  # frames identical to the previous round's, whose clean result stands
+    digests: list[bytes] = field(default_factory=list, repr=False)  # per decoded frame, to recognise it in the next round
 
     @property
     def complete(self) -> bool:
@@ -76,24 +86,43 @@ def verify_frames(frames: dict[int, np.ndarray], verifiers: list, min_height: di
 
 
 def verify_video(source, verifiers: list, min_height: dict[int, float], masked: list | None = None, expected: int | None = None,
-                 batch: int = BATCH) -> Verification:
+                 batch: int = BATCH, previous: tuple["Verification", list] | None = None) -> Verification:
     """Decode the output (a path or seekable binary file) and verify every frame; ``masked``: per-frame
-    masked boxes; ``expected``: how many frames the clip has."""
+    masked boxes; ``expected``: how many frames the clip has; ``previous``: the last round's
+    verification and masked boxes, whose clean, identical frames are not verified again."""
     result, chunk = Verification(0, expected), {}
+    before, before_masked = previous if previous else (None, None)
+    dirty = {f["frame"] for f in before.findings} if before else set()
 
     def check(chunk: dict) -> None:
         covered = None if masked is None else {i: masked[i] for i in chunk if i < len(masked)}
         result.findings += verify_frames(chunk, verifiers, min_height, covered)
 
     for index, (_, frame, _) in enumerate(stream_frames(source)):
-        chunk[index] = frame
+        digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
+        result.digests.append(digest)
         result.frames += 1
+        if (before and index < len(before.digests) and before.digests[index] == digest and index not in dirty
+                and masked is not None and index < len(masked) and _same(masked[index], before_masked[index])):
+            result.reused += 1
+            continue
+        chunk[index] = frame
         if len(chunk) >= batch:
             check(chunk)
             chunk = {}
     if chunk:
         check(chunk)
+    result.findings.sort(key=lambda f: f["frame"])
     return result
+
+
+def _same(a: Detections, b: Detections) -> bool:
+    return len(a) == len(b) and np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.class_id, b.class_id)
+
+
+def repaired(rounds: list[Verification]) -> list[dict]:
+    """What the second opinion found and was masked: the findings of every round but the last."""
+    return [f for r in rounds[:-1] for f in r.findings]
 
 
 def _as_boxes(findings: list[dict]) -> dict[int, Detections]:
@@ -107,19 +136,22 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
                     max_frames: int | None = None, manual: dict | None = None) -> tuple[RedactionResult, list[Verification]]:
     """Redact ``source`` into the file ``open_target(mode)`` opens, verify it, and with ``repair``
     mask what the verifiers still found (tracked over the neighbouring frames like any detection)
-    and verify the new output once more. Returns the result and every verification round: the
-    proof keeps what the second opinion found, not only the final word.
+    and verify the new output again, up to REPAIR_ROUNDS times. Returns the result and every
+    verification round: the proof keeps what the second opinion found, not only the final word.
 
     Privacy first: a false finding costs a small extra mask; a true one would have leaked. A
-    finding that survives the repair fails the clip."""
+    finding that survives the repairs fails the clip."""
     with open_target("wb") as target:
         result = redact_video(source, target, detectors.redact, config, blank_frames=blank_frames, max_frames=max_frames, manual=manual)
     with open_target("rb") as output:
         rounds = [verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames)]
-    if repair and rounds[-1].complete and rounds[-1].findings:
-        result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, track_offset=200_000)
+    for attempt in range(REPAIR_ROUNDS if repair else 0):
+        if not (rounds[-1].complete and rounds[-1].findings):
+            break
+        before = list(result.boxes)
+        result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, track_offset=200_000 * (attempt + 1))
         with open_target("wb") as target:
             encode(source, target, result, config)
         with open_target("rb") as output:
-            rounds.append(verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames))
+            rounds.append(verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames, previous=(rounds[-1], before)))
     return result, rounds

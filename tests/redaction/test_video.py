@@ -136,3 +136,40 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "no video or image" in missing.stderr
+
+
+def test_a_repair_round_verifies_again_only_the_frames_that_changed():
+    from curation.perception.retinaface import RetinaFaceDetector
+
+    class Counted:  # the real verifier, counting the frames it is shown
+        def __init__(self):
+            self.detector, self.name, self.seen = RetinaFaceDetector(0.5), "retinaface", 0
+
+        def __call__(self, frames):
+            self.seen += len(frames)
+            return self.detector(frames)
+
+    rng = np.random.default_rng(3)
+    base = [np.full((96, 128, 3), 40 + 8 * k, np.uint8) for k in range(20)]
+
+    def clip(frames) -> io.BytesIO:
+        out = io.BytesIO()
+        writer = VideoWriter(out, 128, 96, 10.0, preset="ultrafast")  # groups of 10 frames
+        for frame in frames:
+            writer.write(frame)
+        writer.close()
+        return out
+
+    nothing = [Detections.empty() for _ in base]
+    verifier = Counted()
+    first = verify_video(clip(base), [verifier], {0: 32}, nothing, 20)
+    assert (first.frames, first.reused, verifier.seen) == (20, 0, 20)
+    same = verify_video(clip(base), [verifier], {0: 32}, nothing, 20, previous=(first, nothing))
+    assert (same.reused, verifier.seen) == (20, 20) and same.passed  # identical output: nothing to look at again
+    changed = [*base[:15], rng.integers(0, 255, base[0].shape, np.uint8), *base[16:]]
+    again = verify_video(clip(changed), [verifier], {0: 32}, nothing, 20, previous=(first, nothing))
+    # The changed frame (and whatever of its group of pictures decodes differently) is verified again; the first group stands.
+    assert 10 <= again.reused < 20 and verifier.seen == 40 - again.reused
+    masked = [*nothing[:3], Detections.from_items([[0, 0, 10, 10, "face", 0]]), *nothing[4:]]
+    moved = verify_video(clip(base), [verifier], {0: 32}, masked, 20, previous=(first, nothing))
+    assert moved.reused == 19  # same pixels, other masked boxes: that frame's verdict is not taken over
