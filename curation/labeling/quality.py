@@ -124,6 +124,8 @@ def lane_scores(predicted: list[dict], truth: list[dict], height: int) -> dict:
     for j, t in enumerate(truth):
         tx, ty = np.array(t["x"], float), np.array(t["y"], float)
         valid = tx >= 0
+        if not valid.any():  # a lane out of sight on this frame: nothing to match (and it is not scored)
+            continue
         # TuSimple widens the tolerance for slanted lines: 20 px / cos(the line's angle to the vertical).
         tolerance = pixels / np.cos(np.arctan(np.polyfit(ty[valid], tx[valid], 1)[0])) if valid.sum() > 1 else pixels
         for i, p in enumerate(predicted):
