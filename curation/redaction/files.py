@@ -36,7 +36,7 @@ from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
-from curation.redaction.detectors import Detectors, Gated
+from curation.redaction.detectors import Detectors, Gated, Wide
 from curation.redaction.masks import redact
 from curation.redaction.verify import REPAIR_ROUNDS, Verification, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
@@ -74,10 +74,17 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)  # small photos upscaled for small faces
     # Plates at the picture's own resolution (no rotated views: a real-trained model needs none, and a
     # rotated box mapped back covers the whole car).
-    harder = [PlateDetector(d.weights, min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32)), d.threshold, d.device)
-              if isinstance(d, PlateDetector) else Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
-              for d in detectors.redact]
-    boxes = dense_boxes({0: detect_keyframes({0: rgb}, harder)[0]}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
+    imgsz = min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32))
+
+    def harder(d):
+        if isinstance(d, Wide):
+            return Wide(harder(d.detector), d.min_aspect)
+        if isinstance(d, PlateDetector):
+            return PlateDetector(d.weights, imgsz, d.threshold, d.device)
+        return Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
+
+    found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]
+    boxes = dense_boxes({0: found}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
 
     def write(boxes: Detections) -> Verification | None:
         if not cv2.imwrite(str(partial), np.ascontiguousarray(redact(rgb, boxes, config.method)[..., ::-1])):

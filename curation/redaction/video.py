@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
+from curation._env import trim_heap
 from curation.errors import RedactionError
 from curation.media.video import VideoWriter
 from curation.perception.boxes import CLASSES, Detections
@@ -42,6 +43,7 @@ from curation.sources.sei import Telemetry, sei_nal, telemetry_in_packet
 __all__ = ["RedactionConfig", "RedactionResult", "redact_video", "encode", "add_boxes", "detect_keyframes", "min_heights", "stream_frames"]
 
 WALK_MIN_FPS = 20.0
+TRIM_EVERY = 8  # decoded frames between heap trims (curation._env.trim_heap)
 
 
 def min_heights(rules) -> dict[int, int]:
@@ -135,6 +137,8 @@ def stream_frames(source, limit: int | None = None, info: list | None = None) ->
                 for frame in packet.decode():
                     yield frame.pts, frame.to_ndarray(format="rgb24"), telemetry.pop(frame.pts, None)
                     count += 1
+                    if count % TRIM_EVERY == 0:
+                        trim_heap()  # freed frames' heap pages back to the OS: memory flat in clip length
                     if limit is not None and count >= limit:
                         return
         except av.error.FFmpegError:
