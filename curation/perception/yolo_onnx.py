@@ -16,10 +16,13 @@ Example:
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
+import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -48,10 +51,24 @@ def onnx_export(weights: Path) -> Path:
         work.mkdir(parents=True, exist_ok=True)
         copy = work / weights.name
         shutil.copyfile(weights, copy)
-        exported = YOLO(str(copy), task="detect").export(format="onnx", dynamic=True, simplify=False, opset=17, verbose=False)
+        # ultralytics reports the export on stdout even when not verbose: stdout is the commands' JSON.
+        with contextlib.redirect_stdout(sys.stderr), _quiet_ultralytics():
+            exported = YOLO(str(copy), task="detect").export(format="onnx", dynamic=True, simplify=False, opset=17, verbose=False)
         os.replace(exported, target)
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_ultralytics():
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(level)
 
 
 @functools.cache
