@@ -3,13 +3,14 @@
 Detection runs on every ``stride``-th frame; redaction must hold on every frame. Detections are
 linked into tracks across keyframes (IoU of boxes enlarged by the expected motion, gaps of up to
 ``max_gap`` missed keyframes bridged), then each track yields a box on every frame: linear
-interpolation between its detections, extrapolation for ``extend`` frames before its first and
-after its last detection (forward and backward in time), and a margin that grows with the distance
+interpolation between its detections, extrapolation for ``extend_s`` seconds before its first and
+after its last detection (forward and backward in time; a duration, so 10 fps and 36 fps cameras
+get the same), and a margin that grows with the distance
 to the nearest real detection and with the object's speed (faces accelerate across the image as
 they come close). A face the detector misses for a few frames stays covered.
 
 Example:
-    >>> boxes = dense_boxes({0: dets0, 4: dets4}, n_frames=8, config=TrackConfig())   # doctest: +SKIP
+    >>> boxes = dense_boxes({0: dets0, 4: dets4}, n_frames=8, config=TrackConfig(), rate=30.0)   # doctest: +SKIP
     >>> len(boxes)   # one Detections per frame
     8
 """
@@ -22,15 +23,18 @@ import numpy as np
 
 from curation.perception.boxes import Detections, iou_matrix
 
-__all__ = ["TrackConfig", "link", "path", "cover", "dense_boxes", "VERSION"]
+__all__ = ["TrackConfig", "link", "path", "extend_frames", "cover", "dense_boxes", "VERSION"]
 
-VERSION = "keyframe-iou-reach-interp-crop-walks/3"  # walks: curation.redaction.refine
+VERSION = "keyframe-iou-reach-interp-crop-walks/4"  # walks: curation.redaction.refine
 
 
 @dataclass(frozen=True)
 class TrackConfig:
     max_gap: int = 2  # missed keyframes a track survives
-    extend: int = 6  # frames covered before the first and after the last detection
+    # Seconds covered before the first and after the last detection. Short: walks already follow each
+    # object frame by frame, and every extended frame of a fast face near the camera masks a large,
+    # growing box (on the simulator's 10 fps us clips 0.8 s masked 23 % of the sign and light area, one frame 5 %).
+    extend_s: float = 0.1
     margin: float = 0.15  # box enlargement at a detection (share of size, each side)
     margin_growth: float = 0.06  # extra enlargement per frame away from a detection
     link_iou: float = 0.05  # enlarged boxes must overlap at least this much to link
@@ -107,15 +111,21 @@ def path(track: list, frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def cover(tracks: list, n_frames: int, config: TrackConfig, size: tuple[int, int] | None = None) -> list[Detections]:
-    """One Detections per frame (track ids set), covering every frame each track could be visible on:
-    its path from ``extend`` frames before its first to ``extend`` after its last detection, with a
-    margin that grows with the distance to the nearest detection."""
+def extend_frames(config: TrackConfig, rate: float) -> int:
+    """``config.extend_s`` in frames at ``rate`` fps: at least one frame when it is not zero."""
+    return max(1, int(round(config.extend_s * rate))) if config.extend_s > 0 else 0
+
+
+def cover(tracks: list, n_frames: int, config: TrackConfig, rate: float, size: tuple[int, int] | None = None) -> list[Detections]:
+    """One Detections per frame (track ids set), covering every frame each track could be visible on
+    (``rate``: frames per second): its path from ``extend_s`` before its first to ``extend_s`` after
+    its last detection, with a margin that grows with the distance to the nearest detection."""
     per_frame: list[list] = [[] for _ in range(n_frames)]
+    extend = extend_frames(config, rate)
     for track_id, track in enumerate(tracks):
         times = np.array([t for t, _, _, _ in track], np.float32)
         cls, confidence = track[0][2], max(c for _, _, _, c in track)
-        start, end = max(0, int(times[0]) - config.extend), min(n_frames - 1, int(times[-1]) + config.extend)
+        start, end = max(0, int(times[0]) - extend), min(n_frames - 1, int(times[-1]) + extend)
         frames = np.arange(start, end + 1, dtype=np.float32)
         distance = np.min(np.abs(frames[:, None] - times[None, :]), 1)
         boxes = path(track, frames)
@@ -135,6 +145,7 @@ def cover(tracks: list, n_frames: int, config: TrackConfig, size: tuple[int, int
                        [k for _, k, _, _ in items], [t for _, _, _, t in items]) for items in per_frame]
 
 
-def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackConfig, size: tuple[int, int] | None = None) -> list[Detections]:
+def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackConfig, rate: float,
+                size: tuple[int, int] | None = None) -> list[Detections]:
     """One Detections per frame from sparse detections: :func:`cover` of :func:`link`."""
-    return cover(link(keyframes, config), n_frames, config, size)
+    return cover(link(keyframes, config), n_frames, config, rate, size)

@@ -268,7 +268,7 @@ class IngestParams(Strict):
 
 class TrackParams(Strict):
     max_gap: int = Field(default=2, ge=0)  # missed keyframes a track survives
-    extend: int = Field(default=8, ge=0)  # frames covered before the first and after the last detection
+    extend_s: float = Field(default=0.1, ge=0)  # seconds covered before the first and after the last detection
     margin: float = Field(default=0.15, ge=0)
     margin_growth: float = Field(default=0.15, ge=0)
     max_margin: float = Field(default=0.6, ge=0)
@@ -341,7 +341,7 @@ class LabelParams(Strict):
     min_box_px: float = Field(default=20, ge=0)  # smaller ground truth is neither taught nor scored
     taxonomy: dict[str, dict[str, list[str]]] = DEFAULT_TAXONOMY  # class -> attribute -> allowed values
     class_map: dict[str, dict[str, str]] = BOOTSTRAP_CLASS_MAP  # model class name -> {class: taxonomy class, attribute: value}
-    track: TrackParams = TrackParams(max_gap=2, extend=0, margin=0.0, margin_growth=0.0, link_reach=2.0)
+    track: TrackParams = TrackParams(max_gap=2, extend_s=0.0, margin=0.0, margin_growth=0.0, link_reach=2.0)
     lanes: LaneParams = LaneParams()
 
     @model_validator(mode="after")

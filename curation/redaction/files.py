@@ -84,7 +84,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         return Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
 
     found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]
-    boxes = dense_boxes({0: found}, 1, config.track, size=(rgb.shape[1], rgb.shape[0]))[0]
+    boxes = dense_boxes({0: found}, 1, config.track, 1.0, size=(rgb.shape[1], rgb.shape[0]))[0]  # one frame: no rate
 
     def write(boxes: Detections) -> Verification | None:
         if not cv2.imwrite(str(partial), np.ascontiguousarray(redact(rgb, boxes, config.method)[..., ::-1])):

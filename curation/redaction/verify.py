@@ -149,7 +149,8 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
         if not (rounds[-1].complete and rounds[-1].findings):
             break
         before = list(result.boxes)
-        result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, track_offset=200_000 * (attempt + 1))
+        result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, result.rate,
+                                 track_offset=200_000 * (attempt + 1))
         with open_target("wb") as target:
             encode(source, target, result, config)
         with open_target("rb") as output:

@@ -85,6 +85,7 @@ class RedactionResult:
     keyframes: list[int]
     seconds: dict = field(default_factory=dict)
     size: tuple[int, int] = (0, 0)  # width, height
+    rate: float = 30.0  # frames per second: how many frames extend_s is
 
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
@@ -200,21 +201,23 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
     start = time.perf_counter()
     tracks, keyframes, pts, stream = _plan(source, detectors, config, max_frames)
     n = len(pts)
-    boxes = add_boxes(cover(tracks, n, config.track, size=(stream.width, stream.height)), manual or {}, config, (stream.width, stream.height))
+    boxes = add_boxes(cover(tracks, n, config.track, stream.rate, size=(stream.width, stream.height)), manual or {}, config,
+                      (stream.width, stream.height), stream.rate)
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
-    result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height))
+    result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height),
+                             stream.rate)
     encode(source, target, result, config)
     return result
 
 
-def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: RedactionConfig, size: tuple[int, int],
+def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: RedactionConfig, size: tuple[int, int], rate: float,
               track_offset: int = 100_000) -> list[Detections]:
     """Per-frame boxes with ``extra`` boxes (frame -> Detections) tracked on their own, extended and
     grown like any detection, and masked on top (people's drawn boxes; verifiers' findings)."""
     extra = {i: d for i, d in extra.items() if i < len(boxes) and len(d)}
     if not extra:
         return boxes
-    added = dense_boxes(extra, len(boxes), config.track, size=size)
+    added = dense_boxes(extra, len(boxes), config.track, rate, size=size)
     return [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + track_offset)]) for auto, m in zip(boxes, added)]
 
 

@@ -25,16 +25,24 @@ def _covers(detections, box, share=0.9):
 @pytest.mark.parametrize("missed", [[], [3], [3, 4], [0], [9]])
 def test_every_frame_covered_when_the_detector_misses_some(missed):
     keyframes = {f: (make_detections(_moving_face(f)) if f not in missed else Detections.empty()) for f in range(10)}
-    boxes = dense_boxes(keyframes, 10, TrackConfig(max_gap=2, extend=3))
+    boxes = dense_boxes(keyframes, 10, TrackConfig(max_gap=2, extend_s=0.3), rate=10)
     assert all(_covers(boxes[f], _moving_face(f)) for f in range(10))
     assert len({int(t) for d in boxes for t in d.track_id}) == 1  # one track despite the misses
 
 
 def test_sparse_keyframes_are_interpolated_and_extended_both_ways():
     keyframes = {f: make_detections(_moving_face(f)) for f in (4, 8, 12)}
-    boxes = dense_boxes(keyframes, 20, TrackConfig(extend=4))
+    boxes = dense_boxes(keyframes, 20, TrackConfig(extend_s=0.4), rate=10)
     assert all(_covers(boxes[f], _moving_face(f)) for f in range(0, 17))
     assert len(boxes[19]) == 0  # beyond the extension nothing is masked
+
+
+@pytest.mark.parametrize("rate, frames", [(10, 1), (30, 3), (36, 4)])
+def test_the_extension_is_a_duration_whatever_the_frame_rate(rate, frames):
+    keyframes = {f: make_detections(_moving_face(f)) for f in range(10, 20)}
+    boxes = dense_boxes(keyframes, 40, TrackConfig(extend_s=0.1), rate=rate)
+    masked = [f for f in range(40) if len(boxes[f])]
+    assert masked == list(range(10 - frames, 20 + frames))
 
 
 def test_faces_and_plates_never_link_and_far_boxes_start_new_tracks():
@@ -59,6 +67,6 @@ def test_the_margin_beyond_the_last_detection_grows_with_speed():
     # A face crossing close to the camera speeds up across the image: 30 px a frame, then 45.
     keyframes = {0: make_detections([100, 100, 140, 140]), 1: make_detections([130, 100, 170, 140])}
     nxt = [175, 100, 215, 140]
-    with_speed = dense_boxes(keyframes, 3, TrackConfig(extend=2))
-    without = dense_boxes(keyframes, 3, TrackConfig(extend=2, speed_margin=0.0))
+    with_speed = dense_boxes(keyframes, 3, TrackConfig(extend_s=0.2), rate=10)
+    without = dense_boxes(keyframes, 3, TrackConfig(extend_s=0.2, speed_margin=0.0), rate=10)
     assert _covers(with_speed[2], nxt) and not _covers(without[2], nxt)

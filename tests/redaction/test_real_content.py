@@ -118,7 +118,7 @@ def test_an_output_with_one_plate_left_unmasked_on_three_frames_fails_on_exactly
     leaky = [b[b.class_id != plate] if 4 <= i <= 6 else b for i, b in enumerate(result.boxes)]
     assert all(len(b) < len(a) for a, b in zip(result.boxes[4:7], leaky[4:7]))  # the plate was masked there before
     leaked = tmp_path / "leaked.mp4"
-    encode(str(clip), str(leaked), RedactionResult(frames, leaky, result.blanked, result.pts, result.keyframes, {}, result.size), config)
+    encode(str(clip), str(leaked), RedactionResult(frames, leaky, result.blanked, result.pts, result.keyframes, {}, result.size, result.rate), config)
     verification = verify_video(str(leaked), detectors.verify, detectors.min_height, leaky, frames)
     assert not verification.passed
     assert {f["frame"] for f in verification.findings} == {4, 5, 6} and {f["class"] for f in verification.findings} == {"plate"}
