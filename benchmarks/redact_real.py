@@ -106,7 +106,8 @@ def dashcam(detectors, config, version, folder: Path, judges: list) -> dict:
         for frame, mask in zip(frames, _masks(proof, frames[0].shape)):
             shares.append(float((mask & ~_real_objects(np.ascontiguousarray(frame), judges, config.track.margin)).mean()))
         worst = max(worst, max(shares))
-        out[source.name] = {"frames": len(frames), "masked_outside_real_objects": {"max": round(max(shares), 4), "mean": round(float(np.mean(shares)), 4)},
+        out[source.name] = {"frames": len(frames), "masked_outside_real_objects": {"max": round(max(shares), 4), "mean": round(float(np.mean(shares)), 4),
+                                                                               "worst_frame": int(np.argmax(shares))},
                             "masked_boxes_per_frame": round(sum(len(f["masked"]) for f in proof["frames"]) / len(frames), 2),
                             "verification": summary["verification"], "seconds": round(seconds, 2)}
     return {"files": out, "worst_frame_masked_outside_real_objects": round(worst, 4)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curation.perception.boxes import Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.retinaface import RetinaFaceDetector
@@ -62,6 +63,11 @@ class Gated:
         return getattr(self.detector, name)
 
 
+def wide_only(found: list[Detections], min_aspect: float) -> list[Detections]:
+    """Per frame, the boxes at least ``min_aspect`` times as wide as tall."""
+    return [d[(d.xyxy[:, 2] - d.xyxy[:, 0]) >= min_aspect * d.height] for d in found]
+
+
 class Wide:
     """A plate detector that keeps only boxes at least ``min_aspect`` times as wide as tall. For the
     simulated-plate model: the simulator's plates face the camera (2:1 and wider), while the square
@@ -70,14 +76,11 @@ class Wide:
     def __init__(self, detector, min_aspect: float):
         self.detector, self.min_aspect = detector, min_aspect
 
-    def _wide(self, found):
-        return [d[(d.xyxy[:, 2] - d.xyxy[:, 0]) >= self.min_aspect * d.height] for d in found]
-
     def __call__(self, frames):
-        return self._wide(self.detector(frames))
+        return wide_only(self.detector(frames), self.min_aspect)
 
     def detect_crops(self, crops):
-        return self._wide(self.detector.detect_crops(crops))
+        return wide_only(self.detector.detect_crops(crops), self.min_aspect)
 
     def __getattr__(self, name):  # name, threshold, weights hash: the detector's
         if name == "detector":

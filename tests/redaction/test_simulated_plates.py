@@ -6,7 +6,8 @@ import numpy as np
 
 from builders import make_params
 from curation.policy.params import load_params
-from curation.redaction.detectors import Detectors, Wide
+from curation.perception.boxes import Detections
+from curation.redaction.detectors import Detectors, Wide, wide_only
 from curation.sources.textures import PLATE_SIZE_M, plate_sprite, plate_text, vehicle_sprite
 
 
@@ -54,5 +55,7 @@ def test_the_simulated_plate_model_keeps_only_plate_shaped_boxes(tmp_path):
     frame, _ = _scene("us", 60)
     found = wide.detector([frame])[0]
     assert len(found) and len(wide([frame])[0]) == len(found)  # a 2:1 plate passes
-    tall = np.ascontiguousarray(np.rot90(frame))  # the same plate standing on its side: 1:2, no plate the simulator draws
-    assert len(wide.detector([tall])[0]) == 0 or len(wide([tall])[0]) == 0
+    # A 2:1 plate, a 1.3:1 one, a square speed-limit sign and a tall box: the last two go.
+    boxes = Detections(np.array([[0, 0, 40, 20], [0, 0, 26, 20], [0, 0, 30, 30], [0, 0, 20, 40]], np.float32), [0.9] * 4, [1] * 4)
+    kept = wide_only([boxes, Detections.empty()], 1.2)
+    assert kept[0].xyxy[:, 2].tolist() == [40, 26] and len(kept[1]) == 0
