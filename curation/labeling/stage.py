@@ -31,6 +31,7 @@ from curation.perception.tracks import VERSION as TRACKER_VERSION
 from curation.perception.tracks import TrackConfig
 from curation.policy.deps import code_hash
 from curation.redaction.masks import mask_of
+from curation.redaction.quality import VISIBLE
 from curation.sources.groundtruth import truth_lines
 from curation.storage.catalog import Catalog
 from curation.storage.records import Detection, FrameEmbedding, LabeledClip, LaneLine, Track, to_table
@@ -174,7 +175,8 @@ def _metrics(store, catalog, config, labeler, clips, lanes_name: str) -> dict:
 
 def _readable(objects: list[dict], boxes_json: str | None, shape, hidden: Counter) -> list[dict]:
     """Ground truth with objects at least half under a redaction mask made unscored (visible 0): a sign
-    blurred by a plate false positive cannot be labeled, which is redaction's cost, not the labeler's."""
+    blurred by a plate false positive cannot be labeled, which is redaction's cost, not the labeler's.
+    ``hidden`` counts only objects that were readable before (at least half visible)."""
     if not boxes_json:
         return objects
     mask = mask_of(Detections.from_items(json.loads(boxes_json)), shape)
@@ -182,7 +184,8 @@ def _readable(objects: list[dict], boxes_json: str | None, shape, hidden: Counte
     for obj in objects:
         x1, y1, x2, y2 = (int(round(v)) for v in obj["box"])
         if x2 > x1 and y2 > y1 and obj["class"] not in ("face", "plate") and mask[y1:y2, x1:x2].mean() >= 0.5:
-            hidden[obj["class"]] += 1
+            if obj["visible"] >= VISIBLE:
+                hidden[obj["class"]] += 1
             obj = {**obj, "visible": 0.0}
         out.append(obj)
     return out

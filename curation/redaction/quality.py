@@ -4,7 +4,8 @@ Per class (face, plate), over ground-truth boxes at or above the policy's minimu
 least half visible: the share whose area is at least 90 % masked, frames with any uncovered box,
 tracks uncovered on at least one frame, and the share of masked area outside every object (false
 redaction), with the masked share of signs and traffic lights reported apart (they must stay
-readable).
+readable; like faces and plates, only those at least half visible count: a mask over a sign a
+pedestrian stands in front of hides nothing readable).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from curation.redaction.masks import mask_of
 __all__ = ["score_clip", "combine"]
 
 COVERED = 0.9
+VISIBLE = 0.5  # objects less visible than this (occluded, cut off by the frame edge) are not scored
 
 
 def score_clip(truth: list[dict], boxes: list[Detections], blanked: np.ndarray, shape, min_height: dict[str, float]) -> dict:
@@ -34,12 +36,14 @@ def score_clip(truth: list[dict], boxes: list[Detections], blanked: np.ndarray, 
         for obj in line["objects"]:
             x1, y1, x2, y2 = (int(round(v)) for v in obj["box"])
             if obj["class"] in ("traffic_sign", "traffic_light"):
+                if obj["visible"] < VISIBLE:
+                    continue
                 readable_pixels += (x2 - x1) * (y2 - y1)
                 readable_masked += int(mask[y1:y2, x1:x2].sum()) if not blanked[index] else 0
                 continue
             objects[y1:y2, x1:x2] = True
             cls = obj["class"]
-            if cls not in min_height or obj["visible"] < 0.5 or (y2 - y1) < min_height[cls] or x2 <= x1:
+            if cls not in min_height or obj["visible"] < VISIBLE or (y2 - y1) < min_height[cls] or x2 <= x1:
                 continue
             entry = counts[cls]
             entry["boxes"] += 1
