@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from curation.perception.boxes import Detections  # noqa: E402
 from curation.policy.params import load_params  # noqa: E402
-from curation.redaction.detectors import Detectors  # noqa: E402
+from curation.redaction.detectors import Detectors, for_real_cameras  # noqa: E402
 from curation.redaction.files import redact_file  # noqa: E402
 from curation.redaction.masks import mask_of  # noqa: E402
 from curation.redaction.video import RedactionConfig, stream_frames  # noqa: E402
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--region", default="eu")
     parser.add_argument("--limit", type=int, default=None, help="plates_eu photos to use (default: all)")
     args = parser.parse_args()
-    params = load_params(ROOT / "params.yaml")
+    params = for_real_cameras(load_params(ROOT / "params.yaml"))  # as `curation redact` takes real footage
     detectors, config = Detectors(params, args.region), RedactionConfig.from_params(params, args.region)
     version = params.region(args.region).version
     # Judges of what is real on the dashcam input: the independent verifiers at the redactor's thresholds.

@@ -90,7 +90,7 @@ def main() -> None:
             out_dir = root / name
             out_dir.mkdir()
             seconds, memory, stdout = run([str(BIN / "curation"), "redact", *map(str, clips), "-o", str(out_dir), "--region", args.region,
-                                           "--keep-failed", *extra])
+                                           "--keep-failed", *extra, *(["--simulated"] if args.source == "simulated" else [])])
             tools[name] = (seconds, memory, sorted(out_dir.glob("*.mp4")))
             verification[name] = [{k: line.get(k) for k in ("verification", "repaired", "findings")} for line in map(json.loads, stdout.splitlines())]
         seconds, memory, _ = run([str(BIN / "deface"), *map(str, clips)])  # writes NAME_anonymized.mp4 beside each clip

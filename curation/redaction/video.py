@@ -83,9 +83,9 @@ class RedactionResult:
     blanked: np.ndarray
     pts: np.ndarray
     keyframes: list[int]
-    seconds: dict = field(default_factory=dict)
-    size: tuple[int, int] = (0, 0)  # width, height
-    rate: float = 30.0  # frames per second: how many frames extend_s is
+    seconds: dict  # time per phase
+    size: tuple[int, int]  # width, height
+    rate: float  # frames per second: how many frames extend_s is
 
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
@@ -211,13 +211,15 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
 
 
 def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: RedactionConfig, size: tuple[int, int], rate: float,
-              track_offset: int = 100_000) -> list[Detections]:
-    """Per-frame boxes with ``extra`` boxes (frame -> Detections) tracked on their own, extended and
-    grown like any detection, and masked on top (people's drawn boxes; verifiers' findings)."""
+              track_offset: int = 100_000, extend: bool = True) -> list[Detections]:
+    """Per-frame boxes with ``extra`` boxes (frame -> Detections) tracked on their own, grown like any
+    detection (and with ``extend``, extended beyond the first and last), masked on top: people's drawn
+    boxes, verifiers' findings."""
     extra = {i: d for i, d in extra.items() if i < len(boxes) and len(d)}
     if not extra:
         return boxes
-    added = dense_boxes(extra, len(boxes), config.track, rate, size=size)
+    track = config.track if extend else dataclasses.replace(config.track, extend_s=0.0)
+    added = dense_boxes(extra, len(boxes), track, rate, size=size)
     return [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + track_offset)]) for auto, m in zip(boxes, added)]
 
 

@@ -133,6 +133,13 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     proof = json.loads((tmp_path / "dashcam_redacted.proof.json").read_text())
     assert len(proof["frames"]) == 8 and all(frame["masked"] for frame in proof["frames"])  # the face, masked on every frame
     assert proof["verification"]["frames"] == proof["verification"]["expected"] == 8 and proof["input_sha256"]
+    # Real footage by default: the model fine-tuned on the simulator's plates runs only when asked for.
+    assert [d["name"] for d in proof["detectors"]["redaction"]] == ["centerface", "yolo-plates-fastanpr"]
+    simulated = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "-o", str(tmp_path / "sim.mp4"), "--region", "eu",
+                                "--simulated", "--no-verify"], cwd=REPO, capture_output=True, text=True)
+    assert simulated.returncode == 0, simulated.stderr[-1500:]
+    proof = json.loads((tmp_path / "sim.proof.json").read_text())
+    assert [d["name"] for d in proof["detectors"]["redaction"]] == ["centerface", "yolo-plates-fastanpr", "yolo-plates-plates-sim"]
     missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "no video or image" in missing.stderr
@@ -173,3 +180,25 @@ def test_a_repair_round_verifies_again_only_the_frames_that_changed():
     masked = [*nothing[:3], Detections.from_items([[0, 0, 10, 10, "face", 0]]), *nothing[4:]]
     moved = verify_video(clip(base), [verifier], {0: 32}, masked, 20, previous=(first, nothing))
     assert moved.reused == 19  # same pixels, other masked boxes: that frame's verdict is not taken over
+
+
+def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tmp_path):
+    from types import SimpleNamespace
+
+    from curation.perception.retinaface import RetinaFaceDetector
+    from curation.redaction.verify import redact_verified
+
+    data, truth = make_face_clip(10)
+    faces = [frame for _, frame in decode_frames(io.BytesIO(data))]
+    empty = np.full_like(faces[0], 90)
+    frames = [faces[i] if 4 <= i <= 6 else empty for i in range(10)]  # a real face on frames 4-6 only
+    source = io.BytesIO()
+    with VideoWriter(source, W, H, fps=10) as writer:
+        for frame in frames:
+            writer.write(frame)
+    blind = FaceDetector(0.999, "cpu")  # a redactor that misses the face: the verifier finds it
+    detectors = SimpleNamespace(redact=[blind], verify=[RetinaFaceDetector(0.5)], min_height={0: 32})
+    result, rounds = redact_verified(source.getvalue(), lambda mode: open(tmp_path / "out.mp4", mode), detectors, RedactionConfig())
+    assert [f["frame"] for f in rounds[0].findings] == [4, 5, 6] and rounds[-1].passed
+    # The verifier looked at frames 3 and 7 too and found nothing: the repair does not spread there.
+    assert [i for i, boxes in enumerate(result.boxes) if len(boxes)] == [4, 5, 6]
