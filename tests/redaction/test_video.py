@@ -188,7 +188,7 @@ def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tm
     from curation.perception.retinaface import RetinaFaceDetector
     from curation.redaction.verify import redact_verified
 
-    data, truth = make_face_clip(10)
+    data, _ = make_face_clip(10)
     faces = [frame for _, frame in decode_frames(io.BytesIO(data))]
     empty = np.full_like(faces[0], 90)
     frames = [faces[i] if 4 <= i <= 6 else empty for i in range(10)]  # a real face on frames 4-6 only
