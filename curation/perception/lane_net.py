@@ -7,6 +7,8 @@ lies on a painted lane line, dashes and dots joined into lines as TuSimple draws
 then traced from the bottom of the picture up, row by row (each row's peaks joined to the line
 whose course they continue), and each is fitted with x = polynomial(y) in the picture: no camera
 model is needed. Type (solid or dashed) and colour come from the paint under the fitted line.
+At most two lines are kept on each side of the camera (the ego lane's and the next lane's, what
+TuSimple and CULane label); farther ones are flat slivers, mostly road edges and barriers.
 
 Runs through ONNX Runtime on the CPU (a few ms a frame). The network is defined here too
 (:func:`build_network`, torch) so that training and inference share one definition.
@@ -35,6 +37,7 @@ MODEL = "models/lanes.onnx"
 THRESHOLD = 0.5  # probability of line a pixel needs
 MIN_ROWS = 8  # grid rows a line must span (9 % of the height)
 REACH = 0.04  # lines are drawn on up to this share of the height below their vanishing point
+PER_SIDE = 2  # lines kept left and right of the camera, nearest first
 
 
 def build_network():
@@ -164,10 +167,11 @@ class LearnedLanes:
 
     auto = False
 
-    def __init__(self, model: str | Path = MODEL, threshold: float = THRESHOLD):
+    def __init__(self, model: str | Path = MODEL, threshold: float = THRESHOLD, per_side: int = PER_SIDE):
         self.path = resolve_weights(model, "label.lanes.model")
         self.session = ort_session(str(self.path), "cpu")
         self.threshold = threshold
+        self.per_side = per_side
         self.name = f"learned-lanes:{hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]}"
 
     def vanishing(self, frame: np.ndarray) -> tuple[float, float]:
@@ -213,8 +217,11 @@ class LearnedLanes:
             if ok.sum() < 2:
                 continue
             lane_type, colour, painted = _paint_of(frame, grey, rows[ok], xs[ok])
-            out.append(Lane([round(float(v), 1) if k else -2 for v, k in zip(xs, ok)], [int(r) for r in rows], lane_type, colour, painted))
-        return sorted(out, key=lambda lane: _bottom_x(lane))
+            lane = Lane([round(float(v), 1) if k else -2 for v, k in zip(xs, ok)], [int(r) for r in rows], lane_type, colour, painted)
+            out.append((lane, _x_at(fit, min(low, height - 1), height) - width / 2))
+        left = sorted((item for item in out if item[1] < 0), key=lambda item: -item[1])[: self.per_side]
+        right = sorted((item for item in out if item[1] >= 0), key=lambda item: item[1])[: self.per_side]
+        return sorted((lane for lane, _ in left + right), key=_bottom_x)
 
 
 def vanishing_point(lines: list[np.ndarray], height: int) -> tuple[float, float] | None:
@@ -250,6 +257,12 @@ def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, wi
     if degree == 2 and abs(fit[0]) * span ** 2 > 0.5 * width:  # a parabola gone wild: a straight line
         fit = np.polyfit(y, x, 1, w=np.sqrt(w))
     return fit
+
+
+def _x_at(fit: np.ndarray, low: float, height: int) -> float:
+    """x where a fitted line, continued straight from its lowest point, meets the picture's bottom."""
+    slope = np.polyval(np.polyder(fit), low)
+    return float(np.polyval(fit, low) + slope * (height - low))
 
 
 def _bottom_x(lane: Lane) -> float:
