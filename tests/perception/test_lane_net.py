@@ -9,7 +9,7 @@ import pytest
 
 from curation.labeling.quality import combine_lanes, lane_scores
 from curation.perception.lane_data import HEIGHT, WIDTH, render_scene
-from curation.perception.lane_net import MODEL, OUTPUT, LearnedLanes, trace_lines
+from curation.perception.lane_net import MODEL, OUTPUT, LearnedLanes, _bottom_x, trace_lines
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO.parent / "shared" / "testdata" / "real"
@@ -39,7 +39,7 @@ def test_the_tracer_follows_steep_and_flat_lines_and_keeps_them_apart(strokes):
 
 def _bottoms(lanes) -> list[int]:
     """Grid x (rounded to 10) of each lane's lowest drawn point, left to right."""
-    return [round(max((y, x) for x, y in zip(lane.xs, lane.ys) if x != -2)[1] / 8 / 10) * 10 for lane in lanes]
+    return [round(_bottom_x(lane) / 8 / 10) * 10 for lane in lanes]
 
 
 @pytest.mark.parametrize("bottoms, cut, kept", [
