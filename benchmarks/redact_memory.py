@@ -53,7 +53,8 @@ def main() -> None:
             clip = make_clip(root, width, height, float(seconds), args.fps)
             start = time.perf_counter()
             done = subprocess.run(["/usr/bin/time", "-f", "%M", str(BIN / "curation"), "redact", str(clip), "-o", str(root / f"out-{spec}.mp4"),
-                                   "--region", args.region, "--simulated", *(["--no-verify"] if args.no_verify else []), "--keep-failed"],
+                                   "--region", args.region, *(["--simulated"] if clip.name.endswith("-front.mp4") else []),  # the pan is a real photo
+                                   *(["--no-verify"] if args.no_verify else []), "--keep-failed"],
                                   capture_output=True, text=True, cwd=ROOT)
             seconds_taken = time.perf_counter() - start
             summary = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {"error": done.stderr[-300:]}

@@ -301,7 +301,7 @@ class RedactionParams(Strict):
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     verify_large_threshold: Fraction = 0.5  # for objects at least twice the policy minimum (found at any threshold up to 0.6)
     verify_huge_face_threshold: Fraction = 0.8  # faces at least 8x the minimum (every face of 96 px and more found at 0.8; arms are not)
-    repair: bool = True  # what the verifiers still find is masked and the clip verified again (3 repairs at most); false: it fails the clip
+    repair: bool = True  # what the verifiers still find is masked and the clip verified again, while each round finds less (8 repairs at most); false: it fails the clip
     crf: int = Field(default=20, ge=0, le=51)
     # x264 preset of the redacted output: ultrafast (with B-frames) encodes 720p in 2.5 ms a frame
     # against 8.5 for veryfast, 0.64 dB less PSNR at the same crf, 21 % fewer bytes (simulated clips).

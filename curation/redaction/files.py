@@ -38,7 +38,7 @@ from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
 from curation.redaction.detectors import Detectors, Gated, Wide
 from curation.redaction.masks import redact
-from curation.redaction.verify import REPAIR_ROUNDS, Verification, redact_verified, repaired, verify_frames
+from curation.redaction.verify import Verification, needs_repair, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
 __all__ = ["redact_file", "output_for", "proof_path"]
@@ -95,9 +95,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         return Verification(1, 1, verify_frames({0: written}, detectors.verify, detectors.min_height, {0: boxes}))
 
     rounds = [r for r in [write(boxes)] if r is not None]
-    for _ in range(REPAIR_ROUNDS if rounds and config.repair else 0):  # mask what the second opinion found, and look again
-        if not rounds[-1].findings:
-            break
+    while rounds and config.repair and needs_repair(rounds):  # mask what the second opinion found, and look again
         boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
         rounds.append(write(boxes))
     return [boxes], [0], rounds

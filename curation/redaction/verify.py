@@ -25,12 +25,18 @@ from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.masks import mask_of
 from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes, encode, redact_video, stream_frames
 
-__all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired"]
+__all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired", "needs_repair"]
 
 BATCH = 4
-# Repairs before a clip fails: a repair mask can itself look like a face to the verifier (a blurred
-# ellipse beside a flower pot did, on real footage); each round looks only at the frames that changed.
-REPAIR_ROUNDS = 3
+# At most this many pixels per batch: a batch of four 2896x1876 frames took RetinaFace 660 MB of
+# activations, one 470 MB; on a CPU batching buys no speed (the same ms a frame in 1, 2 and 4).
+BATCH_PIXELS = 4 * 1280 * 960
+# Repairs go on while each round finds less than the one before: a repair mask can itself look like
+# a face to the verifier (a blurred ellipse beside a flower pot did, on real footage), and a
+# re-encoded frame can tip a borderline false face over the threshold (a 2896x1876 parking lot:
+# 408, 164, 16, 0 findings in 5 s; 37 were left after three repairs in its minute). Each round
+# looks only at the frames that changed, so a round costs what its findings do.
+MAX_REPAIRS = 8
 
 
 @dataclass
@@ -99,6 +105,8 @@ def verify_video(source, verifiers: list, min_height: dict[int, float], masked: 
         result.findings += verify_frames(chunk, verifiers, min_height, covered)
 
     for index, (_, frame, _) in enumerate(stream_frames(source)):
+        if index == 0:
+            batch = max(1, min(batch, BATCH_PIXELS // (frame.shape[0] * frame.shape[1])))
         digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
         result.digests.append(digest)
         result.frames += 1
@@ -120,6 +128,16 @@ def _same(a: Detections, b: Detections) -> bool:
     return len(a) == len(b) and np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.class_id, b.class_id)
 
 
+def needs_repair(rounds: list[Verification]) -> bool:
+    """Whether to mask the last round's findings and verify again: it decoded every frame and found
+    something, fewer findings than the round before (repairs that stop converging fail the clip),
+    after fewer than MAX_REPAIRS repairs."""
+    last = rounds[-1]
+    if not (last.complete and last.findings) or len(rounds) > MAX_REPAIRS:
+        return False
+    return len(rounds) == 1 or len(last.findings) < len(rounds[-2].findings)
+
+
 def repaired(rounds: list[Verification]) -> list[dict]:
     """What the second opinion found and was masked: the findings of every round but the last."""
     return [f for r in rounds[:-1] for f in r.findings]
@@ -136,7 +154,7 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
                     max_frames: int | None = None, manual: dict | None = None) -> tuple[RedactionResult, list[Verification]]:
     """Redact ``source`` into the file ``open_target(mode)`` opens, verify it, and with ``repair``
     mask what the verifiers still found (on the frames they found it, linked and grown like any detection)
-    and verify the new output again, up to REPAIR_ROUNDS times. Returns the result and every
+    and verify the new output again, while ``needs_repair``. Returns the result and every
     verification round: the proof keeps what the second opinion found, not only the final word.
 
     Privacy first: a false finding costs a small extra mask; a true one would have leaked. A
@@ -145,14 +163,12 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
         result = redact_video(source, target, detectors.redact, config, blank_frames=blank_frames, max_frames=max_frames, manual=manual)
     with open_target("rb") as output:
         rounds = [verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames)]
-    for attempt in range(REPAIR_ROUNDS if repair else 0):
-        if not (rounds[-1].complete and rounds[-1].findings):
-            break
+    while repair and needs_repair(rounds):
         before = list(result.boxes)
         # Not extended: the verifiers looked at every neighbouring frame and found nothing there (an
         # extended false finding masked a sign on four frames the verifier had passed, on real footage).
         result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, result.rate,
-                                 track_offset=200_000 * (attempt + 1), extend=False)
+                                 track_offset=200_000 * len(rounds), extend=False)
         with open_target("wb") as target:
             encode(source, target, result, config)
         with open_target("rb") as output:

@@ -9,7 +9,7 @@ from curation.media.video import VideoWriter, decode_frames, probe
 from curation.perception.boxes import Detections
 from curation.perception.faces import FaceDetector
 from curation.redaction.masks import mask_of, redact
-from curation.redaction.verify import verify_video
+from curation.redaction.verify import MAX_REPAIRS, Verification, needs_repair, verify_video
 from curation.redaction.video import RedactionConfig, redact_video
 from curation.sources.faces import face_bank
 from curation.sources.scene import Actor, Camera, Conditions, Scene
@@ -202,3 +202,15 @@ def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tm
     assert [f["frame"] for f in rounds[0].findings] == [4, 5, 6] and rounds[-1].passed
     # The verifier looked at frames 3 and 7 too and found nothing: the repair does not spread there.
     assert [i for i, boxes in enumerate(result.boxes) if len(boxes)] == [4, 5, 6]
+
+
+def test_repairs_go_on_while_each_round_finds_less_and_stop_when_they_do_not():
+    def rounds(*counts, frames=10):
+        return [Verification(frames, 10, [{"frame": k, "class": "face"} for k in range(n)]) for n in counts]
+
+    assert needs_repair(rounds(408)) and needs_repair(rounds(408, 164)) and needs_repair(rounds(408, 164, 16))
+    assert not needs_repair(rounds(408, 164, 0))  # the last round found nothing: the clip passes
+    assert not needs_repair(rounds(5, 5)) and not needs_repair(rounds(5, 7))  # no progress: the clip fails
+    assert not needs_repair(rounds(3, frames=9))  # an incomplete decode fails, whatever was found
+    assert needs_repair(rounds(*range(MAX_REPAIRS + 1, 1, -1)))  # MAX_REPAIRS - 1 repairs so far, still converging
+    assert not needs_repair(rounds(*range(MAX_REPAIRS + 2, 1, -1)))  # MAX_REPAIRS repairs done: what is left fails
