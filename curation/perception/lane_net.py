@@ -171,6 +171,8 @@ class LearnedLanes:
         self.path = resolve_weights(model, "label.lanes.model")
         self.session = ort_session(str(self.path), "cpu")
         self.threshold = threshold
+        if per_side < 1:
+            raise ValueError(f"per_side must be at least 1 (lines kept on each side of the camera), not {per_side}")
         self.per_side = per_side
         self.name = f"learned-lanes:{hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]}"
 
@@ -260,7 +262,8 @@ def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, wi
 
 
 def _x_at(fit: np.ndarray, low: float, height: int) -> float:
-    """x where a fitted line, continued straight from its lowest point, meets the picture's bottom."""
+    """x where a fitted line meets the picture's bottom: the polynomial down to row ``low`` (its lowest
+    point, or the bottom row for a line that reaches it), continued straight from there."""
     slope = np.polyval(np.polyder(fit), low)
     return float(np.polyval(fit, low) + slope * (height - low))
 

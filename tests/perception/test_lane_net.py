@@ -66,6 +66,11 @@ def test_two_lines_are_kept_on_each_side_of_the_camera_the_nearest_ones(bottoms,
     assert min(lowest) >= 80 * 8  # every kept line reaches the bottom: the cut one is not among them
 
 
+def test_keeping_no_line_a_side_is_refused():
+    with pytest.raises(ValueError, match="per_side must be at least 1"):
+        LearnedLanes(MODEL, per_side=0)
+
+
 def test_noise_below_the_threshold_and_short_blobs_are_no_lines():
     rng = np.random.default_rng(0)
     prob = rng.uniform(0, 0.45, OUTPUT[::-1]).astype(np.float32)
