@@ -4,8 +4,12 @@ the project's own synthetic-trained models/plates.pt, or a user's weights).
 On a CPU the weights run through ONNX Runtime (curation.perception.yolo_onnx), on a GPU through
 torch. ``name`` says which weights (their file stem and package) so proofs tell models apart.
 
+``imgsz`` is the longer side a whole frame is scaled to, raised for large frames by ``min_scale``
+(the least model pixels per frame pixel): a plate the policy must mask stays large enough for the
+model on a 2560x1920 frame as on a 720p one.
+
 Example:
-    >>> detector = PlateDetector("package:fastanpr/best.pt", imgsz=960)     # doctest: +SKIP
+    >>> detector = PlateDetector("package:fastanpr/best.pt", imgsz=960, min_scale=0.75)     # doctest: +SKIP
     >>> detector([frame])[0].xyxy                                    # doctest: +SKIP
 """
 
@@ -19,7 +23,7 @@ import numpy as np
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.runtime import load_yolo, resolve_device, resolve_weights
-from curation.perception.yolo_onnx import YoloOnnx
+from curation.perception.yolo_onnx import STRIDE, YoloOnnx
 
 __all__ = ["PlateDetector"]
 
@@ -32,9 +36,10 @@ class PlateDetector:
     class_id = PLATE
 
     def __init__(self, weights: str | Path = "models/plates.pt", imgsz: int = 640, threshold: float = 0.25, device: str = "auto",
-                 batch: int = 4):
+                 batch: int = 4, min_scale: float = 0.0):
         path = resolve_weights(weights, "plate model")
         self.weights, self.path, self.imgsz, self.threshold, self.batch = str(weights), path, imgsz, threshold, batch
+        self.min_scale = min_scale
         origin = str(weights).removeprefix("package:").split("/")[0] if str(weights).startswith("package:") else path.stem
         self.name = f"yolo-plates-{origin}"
         self.device = resolve_device(device)
@@ -42,7 +47,12 @@ class PlateDetector:
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
-        return self._detect(frames)
+        return self._detect(frames, imgsz=self.frame_imgsz(frames[0].shape) if frames else None)
+
+    def frame_imgsz(self, shape) -> int:
+        """The longer side a whole frame of ``shape`` is scaled to: ``imgsz``, or more where that would
+        scale the frame below ``min_scale``."""
+        return max(self.imgsz, int(np.ceil(max(shape[:2]) * self.min_scale / STRIDE)) * STRIDE)
 
     def detect_crops(self, crops: list[np.ndarray]) -> list[Detections]:
         """Crops already scaled so that a plate in them is mid-sized (redaction.refine), at their own size."""

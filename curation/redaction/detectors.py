@@ -36,6 +36,11 @@ LARGE = 2  # verifiers: "large" objects need redaction.verify_large_threshold
 HUGE_FACE = 8  # face verifier: faces this large need redaction.verify_huge_face_threshold
 LARGE_FACE = 4  # redactor: faces this large (its quarter-resolution pass) need redaction.face_large_threshold
 SIM_PLATE_ASPECT = 1.2  # width over height below which the simulated-plate model's box is a sign, not a plate
+# The policy's smallest plate reaches the plate models at this height or more: a 16 px plate on a 720p
+# frame at imgsz 960 is 12 px there (every real plate from 16 px up found). At imgsz 960 a 2560x1920
+# frame puts it at 6 px: of 40 real plates pasted at 16 px, fastanpr found 30 and SafeLicensing 34;
+# at 12 px (imgsz 1920) 37 and 40.
+PLATE_INPUT_PX = 12
 
 
 class Gated:
@@ -112,11 +117,13 @@ class Detectors:
             self.verify.append(Gated(face_verifier, [(LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)),
                                                      (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
         if policy.plates:
-            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device))
+            scale = PLATE_INPUT_PX / policy.min_plate_px
+            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device, min_scale=scale))
             if stage.plate_sim_model:
-                sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, stage.plate_sim_threshold, stage.device)
+                sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, stage.plate_sim_threshold, stage.device, min_scale=scale)
                 self.redact.append(Wide(sim, SIM_PLATE_ASPECT))
-            plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device)
+            plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device,
+                                           min_scale=scale)
             self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)

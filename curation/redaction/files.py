@@ -80,7 +80,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         if isinstance(d, Wide):
             return Wide(harder(d.detector), d.min_aspect)
         if isinstance(d, PlateDetector):
-            return PlateDetector(d.weights, imgsz, d.threshold, d.device)
+            return PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale)
         return Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
 
     found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]

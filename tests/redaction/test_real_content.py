@@ -144,3 +144,27 @@ def test_an_output_that_fails_verification_is_not_left_where_it_looks_like_a_res
     assert not (tmp_path / "city_redacted.mp4").exists() and not list(tmp_path.glob(".city_redacted*"))
     proof = json.loads((tmp_path / "city_redacted.proof.json").read_text())
     assert proof["output"] is None and not proof["verification"]["passed"] and proof["verification"]["findings"]
+
+
+def test_a_16_px_plate_on_a_2560x1920_frame_reaches_the_plate_models_large_enough():
+    """A real plate pasted at the policy minimum (16 px) into the real 2560x1920 parking-lot frame.
+    At imgsz 960 it would reach the models at 6 px, and both miss it; scaled to keep it at 12 px,
+    the redactor and the verifier find it."""
+    photo = cv2.imread(str(TESTDATA / "real" / "plates_eu" / "eu1.jpg"))[..., ::-1]
+    x, y, w, h = map(int, (TESTDATA / "real" / "plates_eu" / "eu1.txt").read_text().split("\t")[1:5])
+    scale = 16 / h
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.ascontiguousarray(cv2.imread(str(TESTDATA / "eb_test_lp_image.png"))[..., ::-1])
+    frame[1100 : 1100 + small.shape[0], 1200 : 1200 + small.shape[1]] = small[: 1920 - 1100, : 2560 - 1200]
+    plate = np.array([1200 + x * scale, 1100 + y * scale, 1200 + (x + w) * scale, 1100 + (y + h) * scale])
+    detectors, _ = _detectors()
+    models = [d for d in detectors.redact + detectors.verify if getattr(d, "class_id", None) == CLASSES.index("plate")]
+    assert [m.frame_imgsz(frame.shape) for m in models] == [1920, 1920]  # 12 px for 16: 0.75 of the frame's longer side
+
+    def found(model, imgsz=None) -> bool:
+        boxes = model([frame])[0] if imgsz is None else model._detect([frame], imgsz=imgsz)[0]
+        return any(np.prod(np.clip(np.minimum(b[2:], plate[2:]) - np.maximum(b[:2], plate[:2]), 0, None)) >= 0.5 * w * h * scale**2
+                   for b in boxes.xyxy)
+
+    assert [found(m, imgsz=960) for m in models] == [False, False]  # what a fixed imgsz 960 did
+    assert [found(m) for m in models] == [True, True]
