@@ -28,9 +28,6 @@ from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes
 __all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired", "needs_repair"]
 
 BATCH = 4
-# At most this many pixels per batch: a batch of four 2896x1876 frames took RetinaFace 660 MB of
-# activations, one 470 MB; on a CPU batching buys no speed (the same ms a frame in 1, 2 and 4).
-BATCH_PIXELS = 4 * 1280 * 960
 # Repairs go on while each round finds less than the one before: a repair mask can itself look like
 # a face to the verifier (a blurred ellipse beside a flower pot did, on real footage), and a
 # re-encoded frame can tip a borderline false face over the threshold (a 2896x1876 parking lot:
@@ -105,8 +102,6 @@ def verify_video(source, verifiers: list, min_height: dict[int, float], masked: 
         result.findings += verify_frames(chunk, verifiers, min_height, covered)
 
     for index, (_, frame, _) in enumerate(stream_frames(source)):
-        if index == 0:
-            batch = max(1, min(batch, BATCH_PIXELS // (frame.shape[0] * frame.shape[1])))
         digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
         result.digests.append(digest)
         result.frames += 1
