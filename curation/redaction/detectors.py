@@ -41,6 +41,8 @@ SIM_PLATE_ASPECT = 1.2  # width over height below which the simulated-plate mode
 # frame puts it at 6 px: of 40 real plates pasted at 16 px, fastanpr found 30 and SafeLicensing 34;
 # at 12 px (imgsz 1920) 37 and 40.
 PLATE_INPUT_PX = 12
+# The detectors' attributes that say at what size they see a frame (proof records).
+INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale")
 
 
 class Gated:
@@ -135,5 +137,8 @@ class Detectors:
         def entry(d):
             gate = {"gates": [{"from_px": px, "threshold": t} for px, t in d.steps]} if isinstance(d, Gated) else {}
             shape = {"min_aspect": d.min_aspect} if isinstance(d, Wide) else {}
-            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate, **shape}
+            # What the model is shown: face scales of the frame; a plate model's imgsz, raised to
+            # min_scale times a frame's longer side (PlateDetector.frame_imgsz).
+            sizes = {key: getattr(d, key) for key in INPUT_SETTINGS if hasattr(d, key)}
+            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate, **shape, "input": sizes}
         return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}
