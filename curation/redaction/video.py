@@ -32,6 +32,7 @@ import numpy as np
 
 from curation._env import trim_heap
 from curation.errors import RedactionError
+from curation.media.prefetch import prefetch
 from curation.media.video import VideoWriter
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
@@ -44,6 +45,7 @@ __all__ = ["RedactionConfig", "RedactionResult", "redact_video", "encode", "add_
 
 WALK_MIN_FPS = 20.0
 TRIM_EVERY = 8  # decoded frames between heap trims (curation._env.trim_heap)
+PREFETCH_FRAMES = 4  # decoded ahead of the detectors, in a thread: memory grows by these few frames only
 
 
 def min_heights(rules) -> dict[int, int]:
@@ -112,7 +114,12 @@ def stream_frames(source, limit: int | None = None, info: list | None = None) ->
     """(pts, RGB frame, SEI telemetry of that frame) of ``source`` (a path, a seekable binary file or
     bytes) in display order, one at a time, until ``limit``
     frames, the end, or the first undecodable packet (a damaged tail). ``info`` (a list) receives
-    the stream's size, rate and time base first."""
+    the stream's size, rate and time base first. Frames are decoded in a thread, a few ahead of
+    the caller (curation.media.prefetch)."""
+    return prefetch(_decoded_frames(source, limit, info), PREFETCH_FRAMES)
+
+
+def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     if hasattr(source, "seek"):
@@ -224,25 +231,19 @@ def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: Red
 
 
 def encode(source, target, result: RedactionResult, config: RedactionConfig) -> None:
-    """Pass 2: decode ``source`` again and write every frame masked with ``result.boxes`` (or blanked) to ``target``."""
+    """Pass 2: decode ``source`` again and write every frame masked with ``result.boxes`` (or blanked)
+    to ``target``. Decoding, masking and encoding run in three threads, a few frames apart."""
     start = time.perf_counter()
     info: list[_Stream] = []
     written = 0
-    frames = stream_frames(source, result.frames, info)
     writer = None
     try:
-        for index, (frame_pts, image, telemetry) in enumerate(frames):
+        for frame_pts, image, sei in prefetch(_masked_frames(source, result, config, info), PREFETCH_FRAMES):
             if writer is None:
                 stream = info[0]
                 writer = VideoWriter(target, stream.width, stream.height, stream.rate, crf=config.crf, preset=config.preset,
                                      time_base=stream.time_base)
-            if frame_pts != result.pts[index]:
-                raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {result.pts[index]}")
-            if result.blanked[index]:
-                writer.write(blank(image), pts=frame_pts)
-            else:
-                writer.write(redact(image, result.boxes[index], config.method), sei=_coarse_sei(telemetry, config.gps_precision_m),
-                             pts=frame_pts)
+            writer.write(image, sei=sei, pts=frame_pts)
             written += 1
     finally:
         if writer is not None:
@@ -250,3 +251,14 @@ def encode(source, target, result: RedactionResult, config: RedactionConfig) -> 
     if written != result.frames:
         raise RedactionError(f"the second decode stopped after {written} of {result.frames} frames")
     result.seconds["mask_encode_s"] = result.seconds.get("mask_encode_s", 0.0) + time.perf_counter() - start
+
+
+def _masked_frames(source, result: RedactionResult, config: RedactionConfig, info: list) -> Iterator[tuple[int, np.ndarray, bytes | None]]:
+    """(pts, masked or blanked frame, SEI to write with it) of ``source`` as ``result`` says."""
+    for index, (frame_pts, image, telemetry) in enumerate(stream_frames(source, result.frames, info)):
+        if frame_pts != result.pts[index]:
+            raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {result.pts[index]}")
+        if result.blanked[index]:
+            yield frame_pts, blank(image), None
+        else:
+            yield frame_pts, redact(image, result.boxes[index], config.method), _coarse_sei(telemetry, config.gps_precision_m)
