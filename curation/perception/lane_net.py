@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from curation.perception.lanes import Lane, LaneDetector
-from curation.perception.runtime import ort_session, resolve_weights
+from curation.perception.runtime import onnx_session, resolve_weights
 
 __all__ = ["LearnedLanes", "build_network", "lane_detector", "INPUT", "OUTPUT", "trace_lines", "vanishing_point", "MODEL"]
 
@@ -169,7 +169,7 @@ class LearnedLanes:
 
     def __init__(self, model: str | Path = MODEL, threshold: float = THRESHOLD, per_side: int = PER_SIDE):
         self.path = resolve_weights(model, "label.lanes.model")
-        self.session = ort_session(str(self.path), "cpu")
+        self.session = onnx_session(str(self.path), "cpu")
         self.threshold = threshold
         if per_side < 1:
             raise ValueError(f"per_side must be at least 1 (lines kept on each side of the camera), not {per_side}")

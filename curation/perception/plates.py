@@ -22,7 +22,7 @@ import numpy as np
 
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import CLASSES, Detections
-from curation.perception.runtime import load_yolo, resolve_device, resolve_weights
+from curation.perception.runtime import cpu_runtime, load_yolo, resolve_device, resolve_weights
 from curation.perception.yolo_onnx import STRIDE, YoloOnnx
 
 __all__ = ["PlateDetector"]
@@ -36,14 +36,16 @@ class PlateDetector:
     class_id = PLATE
 
     def __init__(self, weights: str | Path = "models/plates.pt", imgsz: int = 640, threshold: float = 0.25, device: str = "auto",
-                 batch: int = 4, min_scale: float = 0.0):
+                 batch: int = 4, min_scale: float = 0.0, runtime: str = "onnxruntime"):
         path = resolve_weights(weights, "plate model")
         self.weights, self.path, self.imgsz, self.threshold, self.batch = str(weights), path, imgsz, threshold, batch
         self.min_scale = min_scale
         origin = str(weights).removeprefix("package:").split("/")[0] if str(weights).startswith("package:") else path.stem
         self.name = f"yolo-plates-{origin}"
         self.device = resolve_device(device)
-        self.model = YoloOnnx(path) if self.device == "cpu" else load_yolo(str(path))
+        self.cpu_runtime = cpu_runtime(runtime)
+        self.model = YoloOnnx(path, self.cpu_runtime) if self.device == "cpu" else load_yolo(str(path))
+        self.runtime = self.model.session.get_providers()[0] if self.device == "cpu" else f"torch:{self.device}"
         self.model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections
-from curation.perception.runtime import ort_session
+from curation.perception.runtime import cpu_runtime, onnx_session
 
 __all__ = ["RetinaFaceDetector"]
 
@@ -69,10 +69,15 @@ class RetinaFaceDetector:
 
     name, class_id = "retinaface-mnet025", FACE
 
-    def __init__(self, threshold: float = 0.3, device: str = "auto", scale: float = 1.0):
-        self.threshold, self.scale, self.device = threshold, scale, device
-        self.session = ort_session(_weights(), device)
+    def __init__(self, threshold: float = 0.3, device: str = "auto", scale: float = 1.0, runtime: str = "onnxruntime"):
+        self.threshold, self.scale, self.device, self.cpu_runtime = threshold, scale, device, cpu_runtime(runtime)
+        self.session = onnx_session(_weights(), device, self.cpu_runtime)
         self.model_sha256 = hashlib.sha256(_weights()).hexdigest()
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model (proof records)."""
+        return self.session.get_providers()[0]
 
     def __call__(self, frames: list[np.ndarray]) -> list[Detections]:
         if not frames:

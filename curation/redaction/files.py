@@ -80,8 +80,8 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         if isinstance(d, Wide):
             return Wide(harder(d.detector), d.min_aspect)
         if isinstance(d, PlateDetector):
-            return PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale)
-        return Gated(FaceDetector(d.threshold, d.device, scales), d.steps)
+            return PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale, runtime=d.cpu_runtime)
+        return Gated(FaceDetector(d.threshold, d.device, scales, d.cpu_runtime), d.steps)
 
     found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]
     boxes = dense_boxes({0: found}, 1, config.track, 1.0, size=(rgb.shape[1], rgb.shape[0]))[0]  # one frame: no rate

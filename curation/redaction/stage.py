@@ -50,7 +50,8 @@ def redact_region(store: RegionStore, params, progress: bool = True, engine=None
     detectors = Detectors(params, store.region)
     version = policy.version
     code = code_hash(MASKING_CODE, within=MASKING_PACKAGES)
-    settings = stage.model_dump_json(exclude={"plate_model", "plate_sim_model", "verify_plate_model", "device"})  # weights count by their hashes
+    # Weights count by their hashes; where the models run (device, cpu_runtime) is in each proof, not in the fingerprint.
+    settings = stage.model_dump_json(exclude={"plate_model", "plate_sim_model", "verify_plate_model", "device", "cpu_runtime"})
     fingerprint = hashlib.sha256(f"{version}|{detectors.names}|{detectors.verifier_names}|{code}|{settings}".encode()).hexdigest()[:16]
     previous = {row["clip_id"]: row for row in catalog.read("redacted_clips").to_pylist()}
     clips = catalog.read("clips").to_pylist()

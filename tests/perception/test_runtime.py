@@ -1,0 +1,83 @@
+"""The CPU runtimes: OpenVINO in bfloat16 finds what ONNX Runtime in float32 finds, at nearly the same
+confidence, for redaction's models; the verifiers stay in float32; a typo in the setting is one line."""
+
+import cv2
+import numpy as np
+import pytest
+
+from builders import REPO
+from curation.errors import PolicyError
+from curation.perception.boxes import iou_matrix
+from curation.perception.faces import FaceDetector
+from curation.perception.plate_data import _scene_background
+from curation.perception.plates import PlateDetector
+from curation.perception.runtime import cpu_runtime
+from curation.policy.params import load_params
+from curation.redaction.detectors import BF16_MARGIN, Detectors
+
+TESTDATA = REPO.parent / "shared" / "testdata"
+# bfloat16 keeps 8 bits of mantissa: confidences moved by at most 0.024 on real faces and plates
+# (curation.redaction.detectors.BF16_MARGIN); a box may move a pixel or two.
+CONFIDENCE_ATOL = BF16_MARGIN
+
+
+def _agree(ours, reference, threshold):
+    """Every reference box well above ``threshold`` is found again, nearly where and nearly as sure."""
+    for found, expected in zip(ours, reference):
+        sure = expected[expected.confidence >= threshold + CONFIDENCE_ATOL]
+        if not len(sure):
+            continue
+        assert len(found), "a box ONNX Runtime found is missing"
+        overlap = iou_matrix(sure.xyxy, found.xyxy)
+        assert overlap.max(1).min() > 0.85
+        matched = found.confidence[overlap.argmax(1)]
+        assert np.abs(matched - sure.confidence).max() <= CONFIDENCE_ATOL
+
+
+def _pictures():
+    rng = np.random.default_rng(5)
+    pictures = [_scene_background(rng)[0] for _ in range(2)]  # simulated 1280x720 streets with plates
+    for name in ("deface_city.jpg", "real/faces/egoblur_gen2_test_face_image.png"):  # real faces, when ../shared is here
+        if (TESTDATA / name).exists():
+            pictures.append(np.ascontiguousarray(cv2.resize(cv2.imread(str(TESTDATA / name)), (1280, 720))[..., ::-1]))
+    return pictures
+
+
+@pytest.mark.skipif(cpu_runtime("auto") != "openvino-bf16", reason="this CPU has no native bfloat16: auto runs ONNX Runtime")
+def test_openvino_bf16_finds_what_onnx_runtime_finds():
+    pictures = _pictures()
+    pairs = [
+        (FaceDetector(0.3, "cpu", (0.75, 0.25), runtime=r) for r in ("openvino-bf16", "onnxruntime")),
+        (PlateDetector("package:fastanpr/best.pt", 960, 0.3, "cpu", runtime=r) for r in ("openvino-bf16", "onnxruntime")),
+    ]
+    found_any = 0
+    for bf16, fp32 in pairs:
+        assert bf16.runtime == "openvino-bf16" and fp32.runtime == "CPUExecutionProvider"
+        reference = fp32(pictures)
+        found_any += sum(len(d) for d in reference)
+        _agree(bf16(pictures), reference, fp32.threshold)
+        if hasattr(fp32, "detect_crops"):  # the walks' small crops, batched
+            crops = [np.ascontiguousarray(cv2.resize(p, (96, 96))) for p in pictures]
+            _agree(bf16.detect_crops(crops), fp32.detect_crops(crops), fp32.threshold)
+    assert found_any >= 4
+
+
+@pytest.mark.skipif(cpu_runtime("auto") != "openvino-bf16", reason="this CPU has no native bfloat16: auto runs ONNX Runtime")
+def test_redaction_in_bf16_lowers_its_thresholds_and_the_verifiers_stay_float32():
+    params = load_params(REPO / "params.yaml")
+    stage = params.redaction
+    detectors = Detectors(params.model_copy(update={"redaction": stage.model_copy(update={"device": "cpu"})}), "cn")
+    face, plate, sim = detectors.redact
+    assert {d.runtime for d in detectors.redact} == {"openvino-bf16"}
+    assert face.threshold == pytest.approx(stage.face_threshold - BF16_MARGIN) and face.steps[0][1] == pytest.approx(stage.face_large_threshold - BF16_MARGIN)
+    assert plate.threshold == pytest.approx(stage.plate_threshold - BF16_MARGIN) and sim.threshold == pytest.approx(stage.plate_sim_threshold - BF16_MARGIN)
+    assert {d.runtime for d in detectors.verify} == {"CPUExecutionProvider"}
+    assert [d.threshold for d in detectors.verify] == [stage.verify_face_threshold, stage.verify_plate_threshold]
+    float32 = Detectors(params.model_copy(update={"redaction": stage.model_copy(update={"device": "cpu", "cpu_runtime": "onnxruntime"})}), "cn")
+    assert [d.threshold for d in float32.redact] == [stage.face_threshold, stage.plate_threshold, stage.plate_sim_threshold]
+    assert {d.runtime for d in float32.redact} == {"CPUExecutionProvider"}
+
+
+def test_a_typo_in_cpu_runtime_is_one_line():
+    with pytest.raises(PolicyError, match="cpu_runtime: 'openvino' is not one of auto, onnxruntime, openvino-bf16"):
+        cpu_runtime("openvino")
