@@ -131,7 +131,8 @@ class OpenVinoSession:
         config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"}
         if threads := worker_threads():
             config["INFERENCE_NUM_THREADS"] = threads
-        self._compiled = openvino.Core().compile_model(openvino.Core().read_model(model), "CPU", config)
+        core = openvino.Core()
+        self._compiled = core.compile_model(core.read_model(model), "CPU", config)
         self._request, self._lock = self._compiled.create_infer_request(), threading.Lock()
         self._outputs = [output.get_any_name() for output in self._compiled.outputs]
         self._inputs = [_Input(i.get_any_name(), [d.get_length() if d.is_static else f"d{n}" for n, d in enumerate(i.get_partial_shape())])
@@ -141,7 +142,7 @@ class OpenVinoSession:
 
     def run(self, names: list[str] | None, feed: dict) -> list:
         with self._lock:
-            result = self._request.infer({name: value for name, value in feed.items()}, share_inputs=True)
+            result = self._request.infer(feed, share_inputs=True)
             values = {name: result[output] for name, output in zip(self._outputs, self._compiled.outputs)}
         return [values[name] for name in (names or self._outputs)]
 

