@@ -289,6 +289,9 @@ class RedactionParams(Strict):
     plate_threshold: Fraction = 0.3
     plate_model: str = "package:fastanpr/best.pt"  # real-trained YOLOv8n (AGPL-3.0); or models/plates.pt, or your own weights
     plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
+    # A second pass of plate_model over the whole frame scaled to this longer side, for plates close to the
+    # camera (half a frame wide: found at 320, missed at 960); 0: none. The same for the verifier.
+    plate_coarse_imgsz: int = Field(default=320, ge=0, multiple_of=32)
     # A second plate model beside plate_model (their boxes are merged): fastanpr fine-tuned on synthetic
     # CN/EU/US plates, which finds the simulator's drawn plates the real-trained model misses; null: none.
     plate_sim_model: str | None = "models/plates-sim.pt"
@@ -299,6 +302,7 @@ class RedactionParams(Strict):
     verify_plate_model: str = "package:safelicensing/best.pt"  # a separately trained plate YOLOv8n
     verify_plate_threshold: Fraction = 0.4
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
+    verify_plate_coarse_imgsz: int = Field(default=320, ge=0, multiple_of=32)
     verify_large_threshold: Fraction = 0.5  # for objects at least twice the policy minimum (found at any threshold up to 0.6)
     verify_huge_face_threshold: Fraction = 0.8  # faces at least 8x the minimum (every face of 96 px and more found at 0.8; arms are not)
     repair: bool = True  # what the verifiers still find is masked and the clip verified again, while each round finds less (8 repairs at most); false: it fails the clip

@@ -19,16 +19,18 @@ Example:
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from curation.perception.boxes import Detections
+from curation.perception.boxes import Detections, iou_matrix
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
+from curation.perception.yolo_onnx import PAD_VALUE
 from curation.perception.retinaface import RetinaFaceDetector
 from curation.perception.runtime import cpu_runtime, resolve_device
 from curation.redaction.video import min_heights
 
-__all__ = ["Detectors", "Gated", "Wide"]
+__all__ = ["Detectors", "Gated", "Rotated", "Wide"]
 
 # RetinaFace at full resolution for a 32 px policy: at 0.75 (24 px faces) it was less sensitive than
 # CenterFace on 32-48 px faces (benchmarks/verifier_sensitivity.py); at 1.0 it is at least as sensitive.
@@ -51,7 +53,7 @@ BF16_MARGIN = 0.03
 # confidences moved by up to 0.41 on the same frames, and the proof is not traded for speed.
 VERIFY_RUNTIME = "onnxruntime"
 # The detectors' attributes that say at what size they see a frame (proof records).
-INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale")
+INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale", "coarse_imgsz")
 
 
 class Gated:
@@ -104,6 +106,49 @@ class Wide:
         return getattr(self.detector, name)
 
 
+class Rotated:
+    """A plate detector that also looks at each frame turned by ``angles`` (degrees, on a canvas large
+    enough to hold all of it, filled grey as YOLO's letterbox is), for plates seen at a slant: both
+    real-trained models miss a plate photographed 30 degrees off, which they find turned upright
+    (CCPD's tilted close-ups). A box found turned is mapped back as the upright box around its
+    corners, which is larger than the plate: it is kept only where no upright box (or larger turned
+    box) overlaps it. Photos only: it costs a pass per angle."""
+
+    def __init__(self, detector, angles: tuple[float, ...]):
+        self.detector, self.angles = detector, angles
+
+    def __call__(self, frames):
+        out = []
+        for frame, upright in zip(frames, self.detector(frames)):
+            turned = Detections.merge([self._turned(frame, angle) for angle in self.angles])
+            kept = upright
+            for i in np.argsort(-turned.confidence):
+                if not len(kept) or not (iou_matrix(turned.xyxy[i : i + 1], kept.xyxy) > 0).any():
+                    kept = Detections.merge([kept, turned[np.array([i])]])
+            out.append(kept)
+        return out
+
+    def _turned(self, frame: np.ndarray, angle: float) -> Detections:
+        h, w = frame.shape[:2]
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        cos, sin = abs(turn[0, 0]), abs(turn[0, 1])
+        size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
+        turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+        found = self.detector([cv2.warpAffine(frame, turn, size, flags=cv2.INTER_LINEAR, borderValue=(PAD_VALUE,) * 3)], face_on=False)[0]
+        if not len(found):
+            return found
+        back = cv2.invertAffineTransform(turn)
+        x1, y1, x2, y2 = found.xyxy.T
+        corners = np.stack([np.stack([x, y, np.ones_like(x)], 1) for x, y in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))], 1) @ back.T  # (n, 4, 2)
+        xyxy = np.clip(np.concatenate([corners.min(1), corners.max(1)], 1), 0, [w, h, w, h])
+        return Detections(xyxy, found.confidence, found.class_id)
+
+    def __getattr__(self, name):  # name, threshold, weights hash: the detector's
+        if name == "detector":
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
+
 def for_real_cameras(params):
     """``params`` without the simulated-plate model: it was fine-tuned on the simulator's drawn plates,
     and on real footage it only adds false boxes (a guard rail at 0.62) and one YOLO per keyframe.
@@ -135,13 +180,13 @@ class Detectors:
         if policy.plates:
             scale = PLATE_INPUT_PX / policy.min_plate_px
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, round(stage.plate_threshold - low, 3), stage.device, min_scale=scale,
-                                             runtime=runtime))
+                                             runtime=runtime, coarse_imgsz=stage.plate_coarse_imgsz))
             if stage.plate_sim_model:
                 sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, round(stage.plate_sim_threshold - low, 3), stage.device, min_scale=scale,
                                     runtime=runtime)
                 self.redact.append(Wide(sim, SIM_PLATE_ASPECT))
             plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device,
-                                           min_scale=scale, runtime=VERIFY_RUNTIME)
+                                           min_scale=scale, runtime=VERIFY_RUNTIME, coarse_imgsz=stage.verify_plate_coarse_imgsz)
             self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)

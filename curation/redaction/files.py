@@ -36,13 +36,14 @@ from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
 from curation.perception.tracks import dense_boxes
-from curation.redaction.detectors import Detectors, Gated, Wide
+from curation.redaction.detectors import Detectors, Gated, Rotated, Wide
 from curation.redaction.masks import redact
 from curation.redaction.verify import Verification, needs_repair, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
 __all__ = ["redact_file", "output_for", "proof_path"]
 
+STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 20 (CCPD's tilted close-ups)
 
 
 def output_for(source: Path, output: Path | None, several: bool) -> Path:
@@ -72,15 +73,15 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
         raise CurationError(f"{source}: not a readable image")
     rgb = np.ascontiguousarray(image[..., ::-1])
     scales = (1.5, 1.0, 0.5, 0.25) if rgb.shape[0] * rgb.shape[1] < 2e6 else (1.0, 0.5, 0.25)  # small photos upscaled for small faces
-    # Plates at the picture's own resolution (no rotated views: a real-trained model needs none, and a
-    # rotated box mapped back covers the whole car).
+    # Plates at the picture's own resolution, and turned both ways for plates photographed at a slant.
     imgsz = min(1920, int(np.ceil(max(rgb.shape[:2]) / 32) * 32))
 
     def harder(d):
         if isinstance(d, Wide):
             return Wide(harder(d.detector), d.min_aspect)
         if isinstance(d, PlateDetector):
-            return PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale, runtime=d.cpu_runtime)
+            return Rotated(PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale, runtime=d.cpu_runtime,
+                                         coarse_imgsz=d.coarse_imgsz), STILL_PLATE_ANGLES)
         return Gated(FaceDetector(d.threshold, d.device, scales, d.cpu_runtime), d.steps)
 
     found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]
