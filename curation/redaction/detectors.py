@@ -53,7 +53,7 @@ BF16_MARGIN = 0.03
 # confidences moved by up to 0.41 on the same frames, and the proof is not traded for speed.
 VERIFY_RUNTIME = "onnxruntime"
 # The detectors' attributes that say at what size they see a frame (proof records).
-INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale", "coarse_imgsz")
+INPUT_SETTINGS = ("scales", "scale", "imgsz", "min_scale", "coarse_imgsz", "angles", "turned_threshold")
 
 
 class Gated:
@@ -111,11 +111,11 @@ class Rotated:
     enough to hold all of it, filled grey as YOLO's letterbox is), for plates seen at a slant: both
     real-trained models miss a plate photographed 30 degrees off, which they find turned upright
     (CCPD's tilted close-ups). A box found turned is mapped back as the upright box around its
-    corners, which is larger than the plate: it is kept only where no upright box (or larger turned
-    box) overlaps it. Photos only: it costs a pass per angle."""
+    corners, which is larger than the plate: it is kept only where no upright box (or likelier
+    turned box) overlaps it, and only at ``threshold`` or more. Photos only: it costs a pass per angle."""
 
-    def __init__(self, detector, angles: tuple[float, ...]):
-        self.detector, self.angles = detector, angles
+    def __init__(self, detector, angles: tuple[float, ...], threshold: float):
+        self.detector, self.angles, self.turned_threshold = detector, angles, threshold
 
     def __call__(self, frames):
         out = []
@@ -135,6 +135,7 @@ class Rotated:
         size = (int(np.ceil(w * cos + h * sin)), int(np.ceil(w * sin + h * cos)))
         turn[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
         found = self.detector([cv2.warpAffine(frame, turn, size, flags=cv2.INTER_LINEAR, borderValue=(PAD_VALUE,) * 3)], face_on=False)[0]
+        found = found[found.confidence >= self.turned_threshold]
         if not len(found):
             return found
         back = cv2.invertAffineTransform(turn)
@@ -193,8 +194,9 @@ class Detectors:
         self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}" + "".join(f"/{px:g}px:{t}" for px, t in d.steps)
                                        for d in self.verify)
 
-    def describe(self) -> dict:
-        """Names, weights hashes and thresholds of every detector, for proof records."""
+    def describe(self, redact: list | None = None) -> dict:
+        """Names, weights hashes and thresholds of every detector, for proof records; ``redact``: the
+        redactors that ran where they were not ``self.redact`` (a photo's, curation.redaction.files)."""
         def entry(d):
             gate = {"gates": [{"from_px": px, "threshold": t} for px, t in d.steps]} if isinstance(d, Gated) else {}
             shape = {"min_aspect": d.min_aspect} if isinstance(d, Wide) else {}
@@ -202,4 +204,4 @@ class Detectors:
             # min_scale times a frame's longer side (PlateDetector.frame_imgsz).
             sizes = {key: getattr(d, key) for key in INPUT_SETTINGS if hasattr(d, key)}
             return {"name": d.name, "sha256": d.model_sha256, "runtime": d.runtime, "threshold": d.threshold, **gate, **shape, "input": sizes}
-        return {"redaction": [entry(d) for d in self.redact], "verification": [entry(d) for d in self.verify]}
+        return {"redaction": [entry(d) for d in (redact or self.redact)], "verification": [entry(d) for d in self.verify]}

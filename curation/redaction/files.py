@@ -44,6 +44,9 @@ from curation.redaction.video import RedactionConfig, detect_keyframes, redact_v
 __all__ = ["redact_file", "output_for", "proof_path"]
 
 STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 20 (CCPD's tilted close-ups)
+# A turned box mapped back is large: it needs what the verifiers ask of large objects
+# (redaction.verify_large_threshold's default); below it turned views boxed asphalt (0.49).
+STILL_TURNED_THRESHOLD = 0.5
 
 
 def output_for(source: Path, output: Path | None, several: bool) -> Path:
@@ -81,10 +84,11 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
             return Wide(harder(d.detector), d.min_aspect)
         if isinstance(d, PlateDetector):
             return Rotated(PlateDetector(d.weights, imgsz, d.threshold, d.device, min_scale=d.min_scale, runtime=d.cpu_runtime,
-                                         coarse_imgsz=d.coarse_imgsz), STILL_PLATE_ANGLES)
+                                         coarse_imgsz=d.coarse_imgsz), STILL_PLATE_ANGLES, STILL_TURNED_THRESHOLD)
         return Gated(FaceDetector(d.threshold, d.device, scales, d.cpu_runtime), d.steps)
 
-    found = detect_keyframes({0: rgb}, [harder(d) for d in detectors.redact])[0]
+    redactors = [harder(d) for d in detectors.redact]
+    found = detect_keyframes({0: rgb}, redactors)[0]
     boxes = dense_boxes({0: found}, 1, config.track, 1.0, size=(rgb.shape[1], rgb.shape[0]))[0]  # one frame: no rate
 
     def write(boxes: Detections) -> Verification | None:
@@ -99,7 +103,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     while rounds and config.repair and needs_repair(rounds):  # mask what the second opinion found, and look again
         boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
         rounds.append(write(boxes))
-    return [boxes], [0], rounds
+    return [boxes], [0], rounds, redactors
 
 
 def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool):
@@ -107,9 +111,9 @@ def _redact_video(source: Path, partial: Path, detectors: Detectors, config: Red
         if not verify:
             with open(partial, "wb") as target:
                 result = redact_video(handle, target, detectors.redact, config)
-            return result.boxes, result.pts.tolist(), []
+            return result.boxes, result.pts.tolist(), [], detectors.redact
         result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair)
-    return result.boxes, result.pts.tolist(), rounds
+    return result.boxes, result.pts.tolist(), rounds, detectors.redact
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,
@@ -120,7 +124,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     still = source.suffix.lower() in IMAGE_SUFFIXES
     try:
-        boxes, pts, rounds = (_redact_still if still else _redact_video)(source, partial, detectors, config, verify)
+        boxes, pts, rounds, redactors = (_redact_still if still else _redact_video)(source, partial, detectors, config, verify)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -136,7 +140,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     proof = {
         "input": str(source), "input_sha256": _sha256(source), "output": str(kept) if kept else None,
         "output_sha256": output_sha256 if kept else None, "policy_version": policy_version, "method": config.method,
-        "detectors": detectors.describe(), "min_height_px": {CLASSES[c]: px for c, px in detectors.min_height.items()},
+        "detectors": detectors.describe(redactors), "min_height_px": {CLASSES[c]: px for c, px in detectors.min_height.items()},
         "verification": "off" if verification is None else {
             "passed": verification.passed, "summary": verification.summary(), "frames": verification.frames, "expected": verification.expected,
             "findings": verification.findings,

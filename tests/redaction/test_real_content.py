@@ -201,14 +201,14 @@ def test_a_slanted_plate_in_a_photo_is_masked_by_a_turned_view(tmp_path):
     """CCPD's tilted close-up: neither scale finds the plate upright; turned by 20 degrees the model
     finds it, and `curation redact` masks it (the plate's corners from CCPD's own annotation)."""
     from curation.redaction.detectors import Rotated
-    from curation.redaction.files import STILL_PLATE_ANGLES
+    from curation.redaction.files import STILL_PLATE_ANGLES, STILL_TURNED_THRESHOLD
 
     name = "tilt/tilt2.jpg"
     photo = np.ascontiguousarray(cv2.imread(str(CCPD / name))[..., ::-1])
     detectors, _ = _detectors("cn")
     redactor = next(d for d in detectors.redact if getattr(d, "class_id", None) == CLASSES.index("plate"))
     assert not _covers(redactor([photo])[0], name, 0.5)
-    assert _covers(Rotated(redactor, STILL_PLATE_ANGLES)([photo])[0], name)
+    assert _covers(Rotated(redactor, STILL_PLATE_ANGLES, STILL_TURNED_THRESHOLD)([photo])[0], name)
     target = tmp_path / "tilt2.png"
     result = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(CCPD / name), "-o", str(target), "--region", "cn"],
                             cwd=REPO, capture_output=True, text=True)
