@@ -2,7 +2,7 @@
 `curation label` on real frames (a dashcam frame, a TuSimple frame, an intersection photo).
 
 usage: python scripts/readme_pictures.py   (writes docs/redaction_city.png, docs/redaction_plate.png, docs/redaction_dashcam.jpg,
-                                          docs/labels_real.jpg, docs/lanes_real.jpg)
+                                          docs/redaction_cn_plates.jpg, docs/labels_real.jpg, docs/lanes_real.jpg)
 """
 
 import subprocess
@@ -35,6 +35,7 @@ def main() -> None:
         side = np.hstack([before[crop], after[crop]])
         cv2.imwrite(str(ROOT / "docs" / "redaction_plate.png"), side)
         cv2.imwrite(str(ROOT / "docs" / "redaction_dashcam.jpg"), dashcam_frames(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        cv2.imwrite(str(ROOT / "docs" / "redaction_cn_plates.jpg"), cn_plates(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
         cv2.imwrite(str(ROOT / "docs" / "labels_real.jpg"), labeled_real(Path(folder)), [cv2.IMWRITE_JPEG_QUALITY, 85])
     cv2.imwrite(str(ROOT / "docs" / "lanes_real.jpg"), lanes_real(), [cv2.IMWRITE_JPEG_QUALITY, 85])
 
@@ -53,6 +54,20 @@ def dashcam_frames(folder: Path) -> np.ndarray:
         pair = [next(f for i, (_, f, _) in enumerate(stream_frames(str(path))) if i == 20) for path in (source, target)]
         rows.append(cv2.resize(np.hstack(pair)[..., ::-1], (1280, int(1280 * pair[0].shape[0] / (2 * pair[0].shape[1])))))
     return np.vstack(rows)
+
+
+def cn_plates(folder: Path) -> np.ndarray:
+    """CCPD photos before (top) and after `curation redact --region cn` (bottom): a blurred plate, a
+    close-up, a turned one and a slanted one, which the plate models missed before the pass at 320
+    and the turned views."""
+    pairs = []
+    for name in ("blur/blur3.jpg", "fn/fn4.jpg", "rotate/rot2.jpg", "tilt/tilt2.jpg"):
+        source = TESTDATA / "real" / "plates_cn_unlabeled" / "sample" / name
+        target = folder / f"cn_{source.stem}.png"
+        subprocess.run([str(Path(sys.executable).parent / "curation"), "redact", str(source), "-o", str(target), "--region", "cn"],
+                       check=True, cwd=ROOT, capture_output=True)
+        pairs.append([cv2.resize(cv2.imread(str(path)), (300, 483)) for path in (source, target)])
+    return np.vstack([np.hstack([pair[row] for pair in pairs]) for row in (0, 1)])
 
 
 def labeled_real(folder: Path) -> np.ndarray:
