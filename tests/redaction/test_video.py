@@ -135,9 +135,11 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     assert proof["verification"]["frames"] == proof["verification"]["expected"] == 8 and proof["input_sha256"]
     # Real footage by default: the model fine-tuned on the simulator's plates runs only when asked for.
     assert [d["name"] for d in proof["detectors"]["redaction"]] == ["centerface", "yolo-plates-fastanpr"]
-    # And at what size each model saw the frames: eu's 16 px plate reaches the plate models at 12 px or more.
-    assert proof["detectors"]["redaction"][1]["input"] == {"imgsz": 960, "min_scale": 0.75}
+    # And at what size each model saw the frames: eu's 16 px plate reaches the plate models at 12 px or
+    # more; close-ups are looked for at 320 by the redactor and the verifier.
+    assert proof["detectors"]["redaction"][1]["input"] == {"imgsz": 960, "min_scale": 0.75, "coarse_imgsz": 320}
     assert proof["detectors"]["verification"][0]["input"] == {"scale": 1.0}
+    assert proof["detectors"]["verification"][1]["input"]["coarse_imgsz"] == 320
     simulated = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "-o", str(tmp_path / "sim.mp4"), "--region", "eu",
                                 "--simulated", "--no-verify"], cwd=REPO, capture_output=True, text=True)
     assert simulated.returncode == 0, simulated.stderr[-1500:]
