@@ -38,6 +38,8 @@ THRESHOLD = 0.5  # probability of line a pixel needs
 MIN_ROWS = 8  # grid rows a line must span (9 % of the height)
 REACH = 0.04  # lines are drawn on up to this share of the height below their vanishing point
 PER_SIDE = 2  # lines kept left and right of the camera, nearest first
+SNAP = 0.04  # share of the width a line may move to the paint beside it (at the bottom row; 0 = off)
+PAINT_CONTRAST = 20  # grey levels paint stands above the road on both sides of it
 
 
 def build_network():
@@ -167,13 +169,14 @@ class LearnedLanes:
 
     auto = False
 
-    def __init__(self, model: str | Path = MODEL, threshold: float = THRESHOLD, per_side: int = PER_SIDE):
+    def __init__(self, model: str | Path = MODEL, threshold: float = THRESHOLD, per_side: int = PER_SIDE, snap: float = SNAP):
         self.path = resolve_weights(model, "label.lanes.model")
         self.session = onnx_session(str(self.path), "cpu")
         self.threshold = threshold
         if per_side < 1:
             raise ValueError(f"per_side must be at least 1 (lines kept on each side of the camera), not {per_side}")
         self.per_side = per_side
+        self.snap = snap
         self.name = f"learned-lanes:{hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]}"
 
     def vanishing(self, frame: np.ndarray) -> tuple[float, float]:
@@ -212,15 +215,18 @@ class LearnedLanes:
         for line in lines:
             y, x, w = line.T
             fit = _fit(y, x, w, vanishing, height, width)
+            lowest = float(y.max())
+            if self.snap:
+                fit, lowest = _snap_to_paint(grey, fit, max(y.min() - 0.5 * sy, 0), lowest, vanishing, self.snap)
             low = y.max() + (0.1 * height if y.max() > 0.85 * height else 0.02 * height)  # reaching the bottom: on to it
             high = y.min() - 0.5 * sy if vanishing is None else min(y.min() - 0.5 * sy, vanishing[1] + REACH * height)
-            xs = np.polyval(fit, rows)
+            xs = _straight_below(fit, rows, lowest)
             ok = (rows >= high) & (rows <= low) & (xs >= 0) & (xs < width)
             if ok.sum() < 2:
                 continue
             lane_type, colour, painted = _paint_of(frame, grey, rows[ok], xs[ok])
             lane = Lane([round(float(v), 1) if k else -2 for v, k in zip(xs, ok)], [int(r) for r in rows], lane_type, colour, painted)
-            out.append((lane, _x_at(fit, min(low, height - 1), height) - width / 2))
+            out.append((lane, float(_straight_below(fit, np.array([height - 1.0]), min(lowest, height - 1))[0]) - width / 2))
         left = sorted((item for item in out if item[1] < 0), key=lambda item: -item[1])[: self.per_side]
         right = sorted((item for item in out if item[1] >= 0), key=lambda item: item[1])[: self.per_side]
         return sorted((lane for lane, _ in left + right), key=_bottom_x)
@@ -247,12 +253,12 @@ def vanishing_point(lines: list[np.ndarray], height: int) -> tuple[float, float]
     return float(xv), float(yv)
 
 
-def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, width: int) -> np.ndarray:
+def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, width: int, degree: int | None = None) -> np.ndarray:
     """x = polynomial(y) through a line's points and, as a prior, through the vanishing point: lines
     of one road meet there, which holds a far line's few flat rows (and points where two lines merge)
-    to its true course."""
+    to its true course. ``degree`` None: a parabola over lines spanning 30 % of the height."""
     span = np.ptp(y)
-    degree = 2 if span > 0.3 * height else 1
+    degree = degree or (2 if span > 0.3 * height else 1)
     if vanishing is not None:
         y, x, w = np.r_[y, vanishing[1]], np.r_[x, vanishing[0]], np.r_[w, 0.5 * w.sum()]
     fit = np.polyfit(y, x, degree, w=np.sqrt(w))
@@ -261,11 +267,64 @@ def _fit(y: np.ndarray, x: np.ndarray, w: np.ndarray, vanishing, height: int, wi
     return fit
 
 
-def _x_at(fit: np.ndarray, low: float, height: int) -> float:
-    """x where a fitted line meets the picture's bottom: the polynomial down to row ``low`` (its lowest
-    point, or the bottom row for a line that reaches it), continued straight from there."""
-    slope = np.polyval(np.polyder(fit), low)
-    return float(np.polyval(fit, low) + slope * (height - low))
+def _snap_to_paint(grey: np.ndarray, fit: np.ndarray, high: float, low: float, vanishing, reach: float) -> tuple[np.ndarray, float]:
+    """The line refitted through the paint within ``reach`` (a share of the width, at the bottom
+    row) of it, and the lowest row with paint; ``fit`` and ``low`` where too little paint is found.
+
+    The network's lines come from a grid of 8x8 pixels and drift to seams, slab edges and tyre
+    tracks beside the paint. Paint is a narrow bright ridge: on each pixel row near the line, the
+    point brighter than the road on both sides of it at about a paint width's distance (a step
+    from dark asphalt to light concrete is bright on one side only). Rows without such a ridge
+    (gaps between dashes, worn paint, cars) are left out, so a line moves only where paint shows.
+    """
+    height, width = grey.shape
+    top = vanishing[1] if vanishing is not None else high - 0.05 * height
+    ys, xs = [], []
+    for r in range(int(np.ceil(high)), int(low) + 1, 2):
+        scale = max(r - top, 1) / max(height - top, 1)  # how near: paint widens towards the camera
+        near, paint = max(3, int(reach * width * scale)), max(1, int(0.016 * width * scale))
+        x0 = int(np.polyval(fit, r))
+        lo, hi = x0 - near, x0 + near + 1
+        pad = 4 * paint  # the widest paint tried, 2 paint widths, sees road 2 to 4 widths away
+        if lo - pad < 0 or hi + pad > width:
+            continue
+        row = cv2.blur(grey[r : r + 1, lo - pad : hi + pad], (3, 1))[0].astype(np.float32)
+        sums, n = np.r_[0.0, np.cumsum(row)], hi - lo
+        centre = row[pad : pad + n]
+        ridge = np.full(n, -np.inf, np.float32)
+        for d in (paint, 2 * paint):  # road at d to 2d left and right of the centre
+            left = (sums[pad - d + 1 : pad - d + 1 + n] - sums[pad - 2 * d + 1 : pad - 2 * d + 1 + n]) / d
+            right = (sums[pad + 2 * d : pad + 2 * d + n] - sums[pad + d : pad + d + n]) / d
+            ridge = np.maximum(ridge, np.minimum(centre - left, centre - right))
+        k = int(np.argmax(ridge))
+        if ridge[k] < PAINT_CONTRAST:
+            continue
+        a = b = k  # the middle of the crest: wide paint is a plateau, its first pixel is its edge
+        while a > 0 and ridge[a - 1] >= 0.8 * ridge[k]:
+            a -= 1
+        while b < n - 1 and ridge[b + 1] >= 0.8 * ridge[k]:
+            b += 1
+        ys.append(r)
+        xs.append(lo + (a + b) / 2)
+    ys, xs = np.array(ys, float), np.array(xs, float)
+    if len(ys) < 8 or np.ptp(ys) < 0.1 * height:
+        return fit, low
+    keep = np.ones(len(ys), bool)
+    for _ in range(3):  # drop what is off the line the rest agree on (a letter, a reflector, a car's chrome)
+        snapped = _fit(ys[keep], xs[keep], np.ones(int(keep.sum())), None, height, width, 1)
+        if np.sqrt(np.mean((np.polyval(snapped, ys[keep]) - xs[keep]) ** 2)) > 0.0015 * width:  # not straight: a bend
+            snapped = _fit(ys[keep], xs[keep], np.ones(int(keep.sum())), None, height, width)
+        keep = np.abs(np.polyval(snapped, ys) - xs) <= max(2.0, 0.004 * width)
+        if keep.sum() < 8:
+            return fit, low
+    return snapped, float(ys[keep].max())
+
+
+def _straight_below(fit: np.ndarray, rows: np.ndarray, lowest: float) -> np.ndarray:
+    """x of a fitted line on ``rows``: the polynomial down to the lowest row it was fitted on, and
+    straight on below it (near the camera a road's lines are straight; a parabola bends off there)."""
+    tangent = np.polyval(fit, lowest) + np.polyval(np.polyder(fit), lowest) * (rows - lowest)
+    return np.where(rows > lowest, tangent, np.polyval(fit, rows))
 
 
 def _bottom_x(lane: Lane) -> float:

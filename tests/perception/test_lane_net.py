@@ -9,7 +9,7 @@ import pytest
 
 from curation.labeling.quality import combine_lanes, lane_scores
 from curation.perception.lane_data import HEIGHT, WIDTH, render_scene
-from curation.perception.lane_net import MODEL, OUTPUT, LearnedLanes, _bottom_x, trace_lines
+from curation.perception.lane_net import MODEL, OUTPUT, LearnedLanes, _bottom_x, _snap_to_paint, trace_lines
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO.parent / "shared" / "testdata" / "real"
@@ -78,6 +78,23 @@ def test_noise_below_the_threshold_and_short_blobs_are_no_lines():
     assert trace_lines(prob) == []
 
 
+def test_a_line_beside_the_paint_moves_onto_it_and_a_step_between_two_road_shades_does_not_pull_it():
+    """A 1280x720 road: a painted stripe from (640, 300) to (300, 719), and a step from dark asphalt
+    to light concrete from (640, 300) to (1000, 719). A fitted line 25 px beside the stripe moves
+    onto it; one 25 px beside the step keeps its course (the step is bright on one side only)."""
+    height, width, top = 720, 1280, 300
+    grey = np.full((height, width), 80, np.uint8)
+    step = [(int(640 + (1000 - 640) * (y - top) / (height - 1 - top)), y) for y in range(top, height)]
+    for x, y in step:
+        grey[y, x:] = 150
+    cv2.line(grey, (640, top), (300, height - 1), 220, 14)
+    through = lambda x_bottom: np.polyfit([top, height - 1], [640, x_bottom], 1)  # noqa: E731
+    moved, lowest = _snap_to_paint(grey, through(325), top + 20, height - 1, (640.0, float(top)), 0.04)
+    assert abs(np.polyval(moved, height - 1) - 300) <= 3 and lowest >= height - 3
+    kept, _ = _snap_to_paint(grey, through(975), top + 20, height - 1, (640.0, float(top)), 0.04)
+    assert np.allclose(kept, through(975))
+
+
 def test_training_scenes_put_their_truth_on_the_paint():
     """Where a scene's truth says a line is, the picture is brighter than 12 px to either side on
     half its rows (dashes, dots and worn paint leave the rest); 8 px off the paint, on 7 %."""
@@ -99,12 +116,13 @@ def test_training_scenes_put_their_truth_on_the_paint():
 def test_on_real_highway_frames_nothing_was_trained_on_the_learned_lanes_beat_the_calibrated_camera():
     """13 hand-labeled frames of cameras the model never saw (4 TuSimple, 9 Udacity not from the
     training videos), vehicles boxed by yolov8n-coco as in `curation label`: TuSimple F1 over all
-    their lines 0.889 (the 0.9 target is not reached: README, Auto-labeling; 0.820 keeping every
-    line instead of two each side), the calibrated-camera method with its horizon estimated 0.65."""
+    their lines 0.944 with the lines moved onto the paint beside them (0.889 without: the network
+    follows seams beside dashes), the calibrated-camera method with its horizon estimated 0.65."""
     from curation.perception.coco_yolo import CocoYolo
     from curation.perception.lanes import LaneCamera, LaneDetector
 
-    yolo, methods = CocoYolo(), {"learned": LearnedLanes(MODEL), "classical": LaneDetector(LaneCamera(), auto=True)}
+    yolo, methods = CocoYolo(), {"learned": LearnedLanes(MODEL), "unsnapped": LearnedLanes(MODEL, snap=0),
+                                  "classical": LaneDetector(LaneCamera(), auto=True)}
     frames = {name: [] for name in methods}
     for labels, folder in (("tusimple_lanes_unlabeled.json", "lanes_unlabeled"), ("udacity_heldout.json", "dashcam")):
         for line in (LABELS / labels).read_text().splitlines():
@@ -115,5 +133,6 @@ def test_on_real_highway_frames_nothing_was_trained_on_the_learned_lanes_beat_th
                 found = method(rgb, cars)
                 frames[name].append(lane_scores([{"xs": l.xs, "ys": l.ys} for l in found],
                                                 [{"x": x, "y": truth["h_samples"]} for x in truth["lanes"]], rgb.shape[0]))
-    learned, classical = combine_lanes(frames["learned"]), combine_lanes(frames["classical"])
-    assert learned["f1"] >= 0.85 and learned["f1"] >= classical["f1"] + 0.2, (learned, classical)
+    learned, unsnapped, classical = (combine_lanes(frames[name]) for name in methods)
+    assert learned["f1"] >= 0.9 and learned["f1"] >= classical["f1"] + 0.2, (learned, classical)
+    assert learned["f1"] > unsnapped["f1"] and learned["accuracy"] > unsnapped["accuracy"], (learned, unsnapped)
