@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +87,21 @@ def cpu_runtime(requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     try:
-        import openvino
+        openvino = _openvino()
     except ImportError:
         return "onnxruntime"
     return "openvino-bf16" if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnxruntime"
+
+
+def _openvino():
+    """OpenVINO without its usage telemetry. Importing openvino starts openvino-telemetry, which
+    writes a client id to ~/intel and reports to Google Analytics from a forked process unless a
+    consent file there says no. Nothing leaves a region's machines, so the package is hidden and
+    OpenVINO takes the stub it ships for when it is not installed."""
+    sys.modules.setdefault("openvino_telemetry", None)  # None: `import openvino_telemetry` raises ImportError
+    import openvino
+
+    return openvino
 
 
 def onnx_session(model: str | bytes, device: str = "auto", runtime: str = "onnxruntime"):
@@ -126,8 +138,8 @@ class OpenVinoSession:
 
     def __init__(self, model: str | bytes):
         import onnx
-        import openvino
 
+        openvino = _openvino()
         config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"}
         if threads := worker_threads():
             config["INFERENCE_NUM_THREADS"] = threads

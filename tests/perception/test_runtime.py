@@ -1,6 +1,10 @@
 """The CPU runtimes: OpenVINO in bfloat16 finds what ONNX Runtime in float32 finds, at nearly the same
 confidence, for redaction's models; the verifiers stay in float32; a typo in the setting is one line."""
 
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -81,3 +85,24 @@ def test_redaction_in_bf16_lowers_its_thresholds_and_the_verifiers_stay_float32(
 def test_a_typo_in_cpu_runtime_is_one_line():
     with pytest.raises(PolicyError, match="cpu_runtime: 'openvino' is not one of auto, onnxruntime, openvino-bf16"):
         cpu_runtime("openvino")
+
+
+def test_openvino_sends_no_telemetry(tmp_path):
+    """Importing openvino starts openvino-telemetry (a client id in ~/intel, a forked process that
+    reports to Google Analytics) unless it is kept out: the runtime check and an OpenVINO session
+    leave the home folder empty and fork nothing."""
+    script = (
+        "import os\n"
+        "forks = []\n"
+        "os.register_at_fork(before=lambda: forks.append(1))\n"
+        "from curation.perception.runtime import OpenVinoSession, cpu_runtime\n"
+        "cpu_runtime('auto')\n"
+        f"OpenVinoSession({str(REPO / 'models' / 'lanes.onnx')!r})\n"
+        "print('forks', len(forks))\n"
+    )
+    # HOME of this child only: where openvino-telemetry keeps its client id and consent file.
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("CI", None)  # openvino-telemetry stays quiet in CI by itself; the guard must not rely on it
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "forks 0" in done.stdout and not list(tmp_path.iterdir()), (done.stdout, list(tmp_path.rglob("*")))
