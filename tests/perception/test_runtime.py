@@ -1,6 +1,6 @@
 """The CPU runtimes: OpenVINO in bfloat16 finds what ONNX Runtime in float32 finds, at nearly the same
 confidence, for redaction's models; the verifiers stay in float32; a typo in the setting is one line;
-OpenVINO reports nothing home."""
+OpenVINO reports nothing home; the face models' input batches hold what the plain expression gives."""
 
 import os
 import subprocess
@@ -16,7 +16,7 @@ from curation.perception.boxes import iou_matrix
 from curation.perception.faces import FaceDetector
 from curation.perception.plate_data import _scene_background
 from curation.perception.plates import PlateDetector
-from curation.perception.runtime import cpu_runtime
+from curation.perception.runtime import cpu_runtime, planar
 from curation.policy.params import load_params
 from curation.redaction.detectors import BF16_MARGIN, Detectors
 
@@ -107,3 +107,13 @@ def test_openvino_sends_no_telemetry(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "forks 0" in done.stdout and not list(tmp_path.iterdir()), (done.stdout, list(tmp_path.rglob("*")))
+
+
+def test_planar_batches_equal_converting_and_transposing_the_stack():
+    """The one-pass input batch is bit for bit what the face detectors fed before (convert the stack,
+    subtract the means, transpose): RetinaFace's BGR order less its means, and CenterFace's plain RGB."""
+    images = [np.random.default_rng(seed).integers(0, 256, (72, 128, 3), np.uint8) for seed in range(3)]
+    mean = np.array([104.0, 117.0, 123.0], np.float32)
+    bgr = np.ascontiguousarray((np.stack(images)[..., ::-1].astype(np.float32) - mean).transpose(0, 3, 1, 2))
+    assert np.array_equal(planar(images, (2, 1, 0), tuple(mean)), bgr)
+    assert np.array_equal(planar(images), np.stack(images).astype(np.float32).transpose(0, 3, 1, 2))
