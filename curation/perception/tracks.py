@@ -63,12 +63,18 @@ def _proximity(a: np.ndarray, b: np.ndarray, gap: np.ndarray, reach: float) -> n
     return np.where(similar & (distance < allowed), 0.5 * (1 - distance / allowed), 0.0).astype(np.float32)
 
 
-def link(keyframes: dict[int, Detections], config: TrackConfig) -> list[list[tuple[int, np.ndarray, int, float]]]:
-    """Tracks as lists of (frame, box, class, confidence), greedy by IoU of motion-enlarged boxes."""
+def link(keyframes: dict[int, Detections], config: TrackConfig, every: int | None = None) -> list[list[tuple[int, np.ndarray, int, float]]]:
+    """Tracks as lists of (frame, box, class, confidence), greedy by IoU of motion-enlarged boxes.
+
+    Gaps count looks: with ``every``, detections were sought on every ``every``-th frame (1: on every
+    frame, as the verifiers do), so two finds 87 frames apart are 87 looks apart and not one object;
+    without it, each key is the next look (boxes drawn by people, on the frames they chose)."""
     tracks: list[list] = []
     open_tracks: list[int] = []
     frames = sorted(keyframes)
-    for position, frame in enumerate(frames):
+    # A frame off the grid (the clip's last, detected to anchor the end) counts as the next look.
+    looks = [-(-frame // every) for frame in frames] if every else range(len(frames))
+    for position, frame in zip(looks, frames):
         detections = keyframes[frame]
         candidates = [t for t in open_tracks if position - tracks[t][-1][4] <= config.max_gap + 1]
         used = set()
@@ -146,6 +152,6 @@ def cover(tracks: list, n_frames: int, config: TrackConfig, rate: float, size: t
 
 
 def dense_boxes(keyframes: dict[int, Detections], n_frames: int, config: TrackConfig, rate: float,
-                size: tuple[int, int] | None = None) -> list[Detections]:
+                size: tuple[int, int] | None = None, every: int | None = None) -> list[Detections]:
     """One Detections per frame from sparse detections: :func:`cover` of :func:`link`."""
-    return cover(link(keyframes, config), n_frames, config, rate, size)
+    return cover(link(keyframes, config, every), n_frames, config, rate, size)

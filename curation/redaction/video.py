@@ -194,7 +194,7 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
         keyframes[n - 1] = detect_keyframes({n - 1: window[n - 1]}, detectors)[n - 1]
         for walker in walkers:
             walker.frame(n - 1, window[n - 1], keyframes[n - 1], window, step=False)
-    tracks = attach(link(keyframes, config.track), keyframes, [f for walker in walkers for f in walker.found])
+    tracks = attach(link(keyframes, config.track, stride), keyframes, [f for walker in walkers for f in walker.found])
     return tracks, keyframes, np.array(pts, np.int64), info[0]
 
 
@@ -218,15 +218,15 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
 
 
 def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: RedactionConfig, size: tuple[int, int], rate: float,
-              track_offset: int = 100_000, extend: bool = True) -> list[Detections]:
+              track_offset: int = 100_000, extend: bool = True, every: int | None = None) -> list[Detections]:
     """Per-frame boxes with ``extra`` boxes (frame -> Detections) tracked on their own, grown like any
     detection (and with ``extend``, extended beyond the first and last), masked on top: people's drawn
-    boxes, verifiers' findings."""
+    boxes, verifiers' findings (``every`` 1: they looked at every frame, see tracks.link)."""
     extra = {i: d for i, d in extra.items() if i < len(boxes) and len(d)}
     if not extra:
         return boxes
     track = config.track if extend else dataclasses.replace(config.track, extend_s=0.0)
-    added = dense_boxes(extra, len(boxes), track, rate, size=size)
+    added = dense_boxes(extra, len(boxes), track, rate, size=size, every=every)
     return [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + track_offset)]) for auto, m in zip(boxes, added)]
 
 

@@ -53,6 +53,22 @@ def test_faces_and_plates_never_link_and_far_boxes_start_new_tracks():
     assert {t[0][2] for t in tracks if len(t) == 2} == {0}
 
 
+def test_gaps_count_the_frames_looked_at_not_the_finds_between():
+    """Findings of detectors that looked at every frame (every=1): two finds of one face 87 frames
+    apart are two objects, and nothing is masked between them; two frames apart, one object covered on
+    the frame between. On a keyframe grid (every=5) a missed keyframe is still bridged."""
+    far = {86: make_detections([240, 70, 335, 244]), 173: make_detections([120, 9, 206, 82])}
+    assert len(link(far, TrackConfig())) == 1  # taken as consecutive looks, they were one track
+    assert len(link(far, TrackConfig(), every=1)) == 2
+    boxes = dense_boxes(far, 200, TrackConfig(extend_s=0.0), rate=25, every=1)
+    assert [f for f in range(200) if len(boxes[f])] == [86, 173]
+    near = {56: make_detections(_moving_face(0)), 58: make_detections(_moving_face(2))}
+    boxes = dense_boxes(near, 100, TrackConfig(extend_s=0.0), rate=25, every=1)
+    assert [f for f in range(100) if len(boxes[f])] == [56, 57, 58] and _covers(boxes[57], _moving_face(1))
+    grid = {0: make_detections(_moving_face(0)), 10: make_detections(_moving_face(10)), 14: make_detections(_moving_face(14))}
+    assert len(link(grid, TrackConfig(max_gap=1), every=5)) == 1  # keyframe 5 missed; 14, the clip's last, is the next look
+
+
 def test_detections_validate_shapes_and_filter_by_index():
     with pytest.raises(ValueError, match="length"):
         Detections(np.zeros((2, 4)), [0.5], [0, 0])
