@@ -25,7 +25,7 @@ from curation.perception.boxes import Detections, iou_matrix
 
 __all__ = ["TrackConfig", "link", "path", "extend_frames", "cover", "dense_boxes", "VERSION"]
 
-VERSION = "keyframe-iou-reach-interp-crop-walks/4"  # walks: curation.redaction.refine
+VERSION = "keyframe-iou-reach-interp-crop-walks/5"  # walks: curation.redaction.refine; /5: gaps count looks (repairs)
 
 
 @dataclass(frozen=True)
