@@ -32,3 +32,37 @@ def test_onnx_runtime_plates_match_ultralytics_torch_and_crops_work():
     crop = np.ascontiguousarray(np.pad(image, ((48, 48), (48, 48), (0, 0)))[cy : cy + 96, cx : cx + 96])
     again = detector.detect_crops([crop])[0]
     assert len(again) and iou_matrix(again.xyxy + [cx - 48, cy - 48] * 2, box[None]).max() > 0.5
+
+
+class _Recording:
+    """The real session, noting the batch shape of every run."""
+
+    def __init__(self, session):
+        self.session, self.shapes = session, []
+
+    def run(self, names, feed):
+        self.shapes += [value.shape for value in feed.values()]
+        return self.session.run(names, feed)
+
+
+def test_large_frames_run_a_few_at_a_time_with_the_same_boxes():
+    """ONNX Runtime keeps its largest run's tensors: four HW4 frames at imgsz 2176 in one run held 1.2 GB
+    per plate model. Runs hold at most PIXELS_PER_RUN input pixels; 720p frames still go four at a time."""
+    import cv2
+
+    from curation.perception.yolo_onnx import PIXELS_PER_RUN
+
+    rng = np.random.default_rng(5)
+    small = [_scene_background(rng)[0] for _ in range(4)]
+    detector = PlateDetector("models/plates.pt", imgsz=960, threshold=0.3, device="cpu", min_scale=0.75)  # HW4 frames at 2176
+    recording = detector.model.session = _Recording(detector.model.session)
+    one_by_one = [detector([image])[0] for image in small]
+    recording.shapes.clear()
+    together = detector(small)
+    assert [s[0] for s in recording.shapes] == [4]
+    large = [np.ascontiguousarray(cv2.resize(image, (2896, 1876))) for image in small[:2]]
+    recording.shapes.clear()
+    found = detector(large)
+    assert [s for s in recording.shapes] == [(1, 3, 1440, 2176)] * 2 and 2 * 1440 * 2176 > PIXELS_PER_RUN
+    for a, b in zip(together + found, one_by_one + [detector([image])[0] for image in large]):
+        assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)
