@@ -40,7 +40,7 @@ PAD_VALUE = 114  # what ultralytics letterboxes with
 # Input pixels one run may hold: ONNX Runtime keeps its largest run's tensors for good. Four 720p
 # frames at imgsz 960 (2.1 Mpx) run a little faster together than one by one; four HW4 frames at
 # imgsz 2176 (12 Mpx) made each plate YOLO hold 1.2 GB instead of 0.3 and ran 30 % slower.
-PIXELS_PER_RUN = 3_000_000
+BATCH_PIXELS = 3_000_000
 
 
 def onnx_export(weights: Path) -> Path:
@@ -114,7 +114,7 @@ class YoloOnnx:
         batch = np.full((len(images), new_h + pad_h, new_w + pad_w, 3), PAD_VALUE, np.uint8)
         for i, image in enumerate(images):
             batch[i, top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if ratio != 1 else image
-        step = self.batch or max(1, min(len(images), PIXELS_PER_RUN // (batch.shape[1] * batch.shape[2])))
+        step = self.batch or max(1, min(len(images), BATCH_PIXELS // (batch.shape[1] * batch.shape[2])))
         output = np.concatenate([self._run(batch[i : i + step]) for i in range(0, len(batch), step)])[: len(images)]
         return [self._decode(prediction.T, ratio, left, top, (w, h), threshold, iou) for prediction in output]
 

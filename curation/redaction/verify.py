@@ -28,10 +28,12 @@ from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes
 __all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired", "needs_repair"]
 
 BATCH = 4
-# Repairs go on while each round finds less than the one before: a repair mask can itself look like
+# Repairs go on while no round finds more than the one before: a repair mask can itself look like
 # a face to the verifier (a blurred ellipse beside a flower pot did, on real footage), and a
 # re-encoded frame can tip a borderline false face over the threshold (a 2896x1876 parking lot:
-# 408, 164, 16, 0 findings in 5 s; 37 were left after three repairs in its minute). Each round
+# 408, 164, 16, 0 findings in 5 s; 37 were left after three repairs in its minute). As many as
+# before is progress too: a finding under a mask is not one, so these are new places (127, 18, 2,
+# 2 on a 2 s pan of that lot: a tree masked on one frame, then on its neighbours). Each round
 # looks only at the frames that changed, so a round costs what its findings do.
 MAX_REPAIRS = 8
 
@@ -125,17 +127,18 @@ def _same(a: Detections, b: Detections) -> bool:
 
 def needs_repair(rounds: list[Verification]) -> bool:
     """Whether to mask the last round's findings and verify again: it decoded every frame and found
-    something, fewer findings than the round before (repairs that stop converging fail the clip),
-    after fewer than MAX_REPAIRS repairs."""
+    something, no more than the round before (repairs that breed findings fail the clip), after
+    fewer than MAX_REPAIRS repairs."""
     last = rounds[-1]
     if not (last.complete and last.findings) or len(rounds) > MAX_REPAIRS:
         return False
-    return len(rounds) == 1 or len(last.findings) < len(rounds[-2].findings)
+    return len(rounds) == 1 or len(last.findings) <= len(rounds[-2].findings)
 
 
 def repaired(rounds: list[Verification]) -> list[dict]:
-    """What the second opinion found and was masked: the findings of every round but the last."""
-    return [f for r in rounds[:-1] for f in r.findings]
+    """What the second opinion found and was masked: the findings of every round but the last, each
+    with the number of the round (1 = the first output) that found it."""
+    return [{**f, "round": k} for k, r in enumerate(rounds[:-1], 1) for f in r.findings]
 
 
 def _as_boxes(findings: list[dict]) -> dict[int, Detections]:

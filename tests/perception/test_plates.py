@@ -47,10 +47,10 @@ class _Recording:
 
 def test_large_frames_run_a_few_at_a_time_with_the_same_boxes():
     """ONNX Runtime keeps its largest run's tensors: four HW4 frames at imgsz 2176 in one run held 1.2 GB
-    per plate model. Runs hold at most PIXELS_PER_RUN input pixels; 720p frames still go four at a time."""
+    per plate model. Runs hold at most BATCH_PIXELS input pixels; 720p frames still go four at a time."""
     import cv2
 
-    from curation.perception.yolo_onnx import PIXELS_PER_RUN
+    from curation.perception.yolo_onnx import BATCH_PIXELS
 
     rng = np.random.default_rng(5)
     small = [_scene_background(rng)[0] for _ in range(4)]
@@ -63,6 +63,6 @@ def test_large_frames_run_a_few_at_a_time_with_the_same_boxes():
     large = [np.ascontiguousarray(cv2.resize(image, (2896, 1876))) for image in small[:2]]
     recording.shapes.clear()
     found = detector(large)
-    assert [s for s in recording.shapes] == [(1, 3, 1440, 2176)] * 2 and 2 * 1440 * 2176 > PIXELS_PER_RUN
+    assert [s for s in recording.shapes] == [(1, 3, 1440, 2176)] * 2 and 2 * 1440 * 2176 > BATCH_PIXELS
     for a, b in zip(together + found, one_by_one + [detector([image])[0] for image in large]):
         assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)

@@ -105,7 +105,7 @@ def test_a_clip_the_detector_cannot_clear_fails_verification_and_is_never_stored
     rows = {r["clip_id"]: r for r in Catalog(store).read("redacted_clips").to_pylist()}
     assert all(rows[r["clip_id"]]["status"] == "verified" and store.exists(f"redacted/{r['clip_id']}.mp4") for r in failed)
     repaired = [f for r in failed for f in json.loads(rows[r["clip_id"]]["findings"])]
-    assert repaired and all(f["repaired"] and f["class"] == "face" for f in repaired)  # what was repaired is on record
+    assert repaired and all(f["repaired"] and f["class"] == "face" and f["round"] >= 1 for f in repaired)  # what was repaired, and when, is on record
 
 
 @pytest.mark.slow

@@ -209,13 +209,15 @@ def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tm
     assert [i for i, boxes in enumerate(result.boxes) if len(boxes)] == [4, 5, 6]
 
 
-def test_repairs_go_on_while_each_round_finds_less_and_stop_when_they_do_not():
+def test_repairs_go_on_while_no_round_finds_more_and_stop_when_one_does():
     def rounds(*counts, frames=10):
         return [Verification(frames, 10, [{"frame": k, "class": "face"} for k in range(n)]) for n in counts]
 
     assert needs_repair(rounds(408)) and needs_repair(rounds(408, 164)) and needs_repair(rounds(408, 164, 16))
     assert not needs_repair(rounds(408, 164, 0))  # the last round found nothing: the clip passes
-    assert not needs_repair(rounds(5, 5)) and not needs_repair(rounds(5, 7))  # no progress: the clip fails
+    assert not needs_repair(rounds(5, 7))  # repairs breed findings: the clip fails
+    assert needs_repair(rounds(127, 18, 2, 2))  # as many as before: new places (a finding under a mask is not one)
     assert not needs_repair(rounds(3, frames=9))  # an incomplete decode fails, whatever was found
     assert needs_repair(rounds(*range(MAX_REPAIRS + 1, 1, -1)))  # MAX_REPAIRS - 1 repairs so far, still converging
     assert not needs_repair(rounds(*range(MAX_REPAIRS + 2, 1, -1)))  # MAX_REPAIRS repairs done: what is left fails
+    assert not needs_repair(rounds(*[2] * (MAX_REPAIRS + 1)))  # nor do repairs that only keep level go on for ever
