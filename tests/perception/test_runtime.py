@@ -111,9 +111,12 @@ def test_openvino_sends_no_telemetry(tmp_path):
 
 def test_planar_batches_equal_converting_and_transposing_the_stack():
     """The one-pass input batch is bit for bit what the face detectors fed before (convert the stack,
-    subtract the means, transpose): RetinaFace's BGR order less its means, and CenterFace's plain RGB."""
+    subtract the means, transpose): RetinaFace's BGR order less its means, CenterFace's plain RGB, and
+    a YOLO's RGB over 255, filled up with zeros to the batch a file was exported for."""
     images = [np.random.default_rng(seed).integers(0, 256, (72, 128, 3), np.uint8) for seed in range(3)]
     mean = np.array([104.0, 117.0, 123.0], np.float32)
     bgr = np.ascontiguousarray((np.stack(images)[..., ::-1].astype(np.float32) - mean).transpose(0, 3, 1, 2))
     assert np.array_equal(planar(images, (2, 1, 0), tuple(mean)), bgr)
     assert np.array_equal(planar(images), np.stack(images).astype(np.float32).transpose(0, 3, 1, 2))
+    yolo = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), np.float32) / 255
+    assert np.array_equal(planar(np.stack(images), divisor=255, size=4), np.concatenate([yolo, np.zeros_like(yolo[:1])]))
