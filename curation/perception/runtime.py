@@ -15,7 +15,10 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
+import os
+import shutil
 import sys
 import threading
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from curation._env import PROJECT_ROOT
 from curation.errors import PolicyError
 
 __all__ = ["resolve_device", "resolve_weights", "load_yolo", "onnx_session", "cpu_runtime", "CPU_RUNTIMES", "OpenVinoSession", "worker_threads",
-           "planar"]
+           "planar", "built_once"]
 
 PACKAGE = "package:"
 
@@ -56,6 +59,23 @@ def resolve_weights(reference: str | Path, setting: str = "model") -> Path:
     if not path.is_file():
         raise PolicyError(f"{setting}: weights not found: {path}")
     return path
+
+
+def built_once(source: Path, make, tag: str = "") -> Path:
+    """A model file derived from ``source`` (an export, a rewrite), made once into build/onnx/ and
+    named by the source's content hash (and ``tag``, for what was done to it). ``make(folder)``
+    writes it into a private folder and returns its path; it is then renamed into place, so
+    processes that start at once agree."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = PROJECT_ROOT / "build" / "onnx" / f"{source.stem}-{digest}{'-' + tag if tag else ''}.onnx"
+    if not target.exists():
+        work = target.parent / f"{target.stem}.{os.getpid()}"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(make(work), target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return target
 
 
 @functools.cache

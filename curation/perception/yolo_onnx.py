@@ -21,9 +21,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
-import hashlib
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,9 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from curation._env import PROJECT_ROOT
 from curation.perception.boxes import Detections
-from curation.perception.runtime import cpu_runtime, onnx_session, planar
+from curation.perception.runtime import built_once, cpu_runtime, onnx_session, planar
 
 __all__ = ["YoloOnnx", "onnx_export"]
 
@@ -46,24 +43,18 @@ BATCH_PIXELS = 3_000_000
 
 
 def onnx_export(weights: Path) -> Path:
-    """The weights as ONNX, exported once into build/onnx/ (a copy under a temporary name, then
-    renamed, so processes that start at once agree)."""
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    target = PROJECT_ROOT / "build" / "onnx" / f"{weights.stem}-{digest}.onnx"
-    if not target.exists():
+    """The weights as ONNX, exported once into build/onnx/."""
+    def export(folder: Path) -> Path:
         import onnx.defs  # noqa: F401  (ultralytics reads onnx.defs, which a bare `import onnx` may not load)
         from ultralytics import YOLO
 
-        work = target.parent / f"{target.stem}.{os.getpid()}"
-        work.mkdir(parents=True, exist_ok=True)
-        copy = work / weights.name
+        copy = folder / weights.name
         shutil.copyfile(weights, copy)
         # ultralytics reports the export on stdout even when not verbose: stdout is the commands' JSON.
         with contextlib.redirect_stdout(sys.stderr), _quiet_ultralytics():
-            exported = YOLO(str(copy), task="detect").export(format="onnx", dynamic=True, simplify=False, opset=17, verbose=False)
-        os.replace(exported, target)
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+            return Path(YOLO(str(copy), task="detect").export(format="onnx", dynamic=True, simplify=False, opset=17, verbose=False))
+
+    return built_once(weights, export)
 
 
 @contextlib.contextmanager
