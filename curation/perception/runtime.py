@@ -107,11 +107,28 @@ def cpu_runtime(requested: str = "auto") -> str:
         raise PolicyError(f"cpu_runtime: {requested!r} is not one of {', '.join(CPU_RUNTIMES)}")
     if requested != "auto":
         return requested
+    if not _may_compute_bf16():
+        return "onnxruntime"
     try:
         openvino = _openvino()
     except ImportError:
         return "onnxruntime"
     return "openvino-bf16" if "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnxruntime"
+
+
+# CPU flags without one of which OpenVINO computes no bfloat16 natively (AVX512_BF16, AMX, AVX-NE-CONVERT).
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "avx_ne_convert"})
+
+
+def _may_compute_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """False where the kernel's CPU flags rule native bfloat16 out: asking OpenVINO costs a command
+    0.3 s (its import and a Core). True where they cannot be read (not Linux): ask OpenVINO."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return True
+    flags = {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return bool(flags & BF16_FLAGS) if flags else True
 
 
 def _openvino():
