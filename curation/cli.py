@@ -290,7 +290,7 @@ def redact_command(
     files = [path for path, _ in expand_inputs(inputs)]
     if not files:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
-    detectors, config = Detectors(loaded, region), RedactionConfig.from_params(loaded, region)
+    detectors, config = Detectors(loaded, region, verify), RedactionConfig.from_params(loaded, region)
     failed = 0
     for source in files:
         try:

@@ -158,9 +158,10 @@ def for_real_cameras(params):
 
 
 class Detectors:
-    """The region's detectors for redaction (``redact``) and for verification (``verify``)."""
+    """The region's detectors for redaction (``redact``) and for verification (``verify``; none
+    with ``verify=False``: a run without proof loads no verifier and its proof names none)."""
 
-    def __init__(self, params, region: str):
+    def __init__(self, params, region: str, verify: bool = True):
         policy, stage = params.region(region).redact, params.redaction
         self.redact, self.verify = [], []
         runtime = cpu_runtime(stage.cpu_runtime)  # redaction's, on a CPU; the verifiers' is always VERIFY_RUNTIME
@@ -174,10 +175,11 @@ class Detectors:
             # Large low-confidence "faces" are car fronts and torsos: one would blur half the frame.
             face = FaceDetector(round(stage.face_threshold - low, 3), stage.device, scales, runtime)
             self.redact.append(Gated(face, [(LARGE_FACE * policy.min_face_px, round(max(stage.face_large_threshold, stage.face_threshold) - low, 3))]))
-            face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px),
-                                               VERIFY_RUNTIME)
-            self.verify.append(Gated(face_verifier, [(LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)),
-                                                     (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
+            if verify:
+                face_verifier = RetinaFaceDetector(stage.verify_face_threshold, stage.device, min(1.0, VERIFY_FACE_PX / policy.min_face_px),
+                                                   VERIFY_RUNTIME)
+                self.verify.append(Gated(face_verifier, [(LARGE * policy.min_face_px, max(stage.verify_large_threshold, stage.verify_face_threshold)),
+                                                         (HUGE_FACE * policy.min_face_px, max(stage.verify_huge_face_threshold, stage.verify_face_threshold))]))
         if policy.plates:
             scale = PLATE_INPUT_PX / policy.min_plate_px
             self.redact.append(PlateDetector(stage.plate_model, stage.plate_imgsz, round(stage.plate_threshold - low, 3), stage.device, min_scale=scale,
@@ -186,9 +188,10 @@ class Detectors:
                 sim = PlateDetector(stage.plate_sim_model, stage.plate_imgsz, round(stage.plate_sim_threshold - low, 3), stage.device, min_scale=scale,
                                     runtime=runtime)
                 self.redact.append(Wide(sim, SIM_PLATE_ASPECT))
-            plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device,
-                                           min_scale=scale, runtime=VERIFY_RUNTIME, coarse_imgsz=stage.verify_plate_coarse_imgsz)
-            self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
+            if verify:
+                plate_verifier = PlateDetector(stage.verify_plate_model, stage.verify_plate_imgsz, stage.verify_plate_threshold, stage.device,
+                                               min_scale=scale, runtime=VERIFY_RUNTIME, coarse_imgsz=stage.verify_plate_coarse_imgsz)
+                self.verify.append(Gated(plate_verifier, [(LARGE * policy.min_plate_px, max(stage.verify_large_threshold, stage.verify_plate_threshold))]))
         self.min_height = min_heights(policy)
         self.names = ",".join(f"{d.name}:{d.model_sha256[:16]}" for d in self.redact)
         self.verifier_names = ",".join(f"{d.name}:{d.model_sha256[:16]}@{d.threshold}" + "".join(f"/{px:g}px:{t}" for px, t in d.steps)

@@ -145,6 +145,7 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     assert simulated.returncode == 0, simulated.stderr[-1500:]
     proof = json.loads((tmp_path / "sim.proof.json").read_text())
     assert [d["name"] for d in proof["detectors"]["redaction"]] == ["centerface", "yolo-plates-fastanpr", "yolo-plates-plates-sim"]
+    assert proof["verification"] == "off" and proof["detectors"]["verification"] == []  # no verifier ran, none is named
     missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "no video or image" in missing.stderr
