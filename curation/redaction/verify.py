@@ -23,7 +23,7 @@ import numpy as np
 
 from curation.perception.boxes import CLASSES, Detections
 from curation.redaction.masks import mask_of
-from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes, encode, redact_video, stream_frames
+from curation.redaction.video import RedactionConfig, RedactionResult, add_boxes, encode, phase, redact_video, stream_frames
 
 __all__ = ["Verification", "verify_video", "verify_frames", "redact_verified", "repaired", "needs_repair"]
 
@@ -91,10 +91,11 @@ def verify_frames(frames: dict[int, np.ndarray], verifiers: list, min_height: di
 
 
 def verify_video(source, verifiers: list, min_height: dict[int, float], masked: list | None = None, expected: int | None = None,
-                 batch: int = BATCH, previous: tuple["Verification", list] | None = None) -> Verification:
+                 batch: int = BATCH, previous: tuple["Verification", list] | None = None, progress=None) -> Verification:
     """Decode the output (a path or seekable binary file) and verify every frame; ``masked``: per-frame
     masked boxes; ``expected``: how many frames the clip has; ``previous``: the last round's
-    verification and masked boxes, whose clean, identical frames are not verified again."""
+    verification and masked boxes, whose clean, identical frames are not verified again;
+    ``progress``: a bar (tqdm) to count the frames on."""
     result, chunk = Verification(0, expected), {}
     before, before_masked = previous if previous else (None, None)
     dirty = {f["frame"] for f in before.findings} if before else set()
@@ -102,6 +103,8 @@ def verify_video(source, verifiers: list, min_height: dict[int, float], masked: 
     def check(chunk: dict) -> None:
         covered = None if masked is None else {i: masked[i] for i in chunk if i < len(masked)}
         result.findings += verify_frames(chunk, verifiers, min_height, covered)
+        if progress is not None:
+            progress.update(len(chunk))
 
     for index, (_, frame, _) in enumerate(stream_frames(source)):
         digest = hashlib.blake2b(np.ascontiguousarray(frame).data, digest_size=16).digest()
@@ -110,6 +113,8 @@ def verify_video(source, verifiers: list, min_height: dict[int, float], masked: 
         if (before and index < len(before.digests) and before.digests[index] == digest and index not in dirty
                 and masked is not None and index < len(masked) and _same(masked[index], before_masked[index])):
             result.reused += 1
+            if progress is not None:
+                progress.update()
             continue
         chunk[index] = frame
         if len(chunk) >= batch:
@@ -149,7 +154,7 @@ def _as_boxes(findings: list[dict]) -> dict[int, Detections]:
 
 
 def redact_verified(source, open_target, detectors, config: RedactionConfig, repair: bool = True, blank_frames=None,
-                    max_frames: int | None = None, manual: dict | None = None) -> tuple[RedactionResult, list[Verification]]:
+                    max_frames: int | None = None, manual: dict | None = None, progress=None) -> tuple[RedactionResult, list[Verification]]:
     """Redact ``source`` into the file ``open_target(mode)`` opens, verify it, and with ``repair``
     mask what the verifiers still found (on the frames they found it, linked and grown like any detection)
     and verify the new output again, while ``needs_repair``. Returns the result and every
@@ -158,9 +163,11 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
     Privacy first: a false finding costs a small extra mask; a true one would have leaked. A
     finding that survives the repairs fails the clip."""
     with open_target("wb") as target:
-        result = redact_video(source, target, detectors.redact, config, blank_frames=blank_frames, max_frames=max_frames, manual=manual)
+        result = redact_video(source, target, detectors.redact, config, blank_frames=blank_frames, max_frames=max_frames, manual=manual,
+                              progress=progress)
+    phase(progress, "verify", result.frames)
     with open_target("rb") as output:
-        rounds = [verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames)]
+        rounds = [verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames, progress=progress)]
     while repair and needs_repair(rounds):
         before = list(result.boxes)
         # Not extended, and linked only across a few frames: the verifiers looked at every frame between
@@ -169,7 +176,9 @@ def redact_verified(source, open_target, detectors, config: RedactionConfig, rep
         result.boxes = add_boxes(result.boxes, _as_boxes(rounds[-1].findings), config, result.size, result.rate,
                                  track_offset=200_000 * len(rounds), extend=False, every=1)
         with open_target("wb") as target:
-            encode(source, target, result, config)
+            encode(source, target, result, config, progress)
+        phase(progress, f"verify after repair {len(rounds)}", result.frames)
         with open_target("rb") as output:
-            rounds.append(verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames, previous=(rounds[-1], before)))
+            rounds.append(verify_video(output, detectors.verify, detectors.min_height, result.boxes, result.frames, previous=(rounds[-1], before),
+                                       progress=progress))
     return result, rounds

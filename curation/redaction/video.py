@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -41,11 +42,23 @@ from curation.redaction.masks import blank, redact
 from curation.redaction.refine import Walker, attach
 from curation.sources.sei import Telemetry, sei_nal, telemetry_in_packet
 
-__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "encode", "add_boxes", "detect_keyframes", "min_heights", "stream_frames"]
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+__all__ = ["RedactionConfig", "RedactionResult", "redact_video", "encode", "add_boxes", "detect_keyframes", "min_heights", "stream_frames",
+           "phase"]
 
 WALK_MIN_FPS = 20.0
 TRIM_EVERY = 8  # decoded frames between heap trims (curation._env.trim_heap)
 PREFETCH_FRAMES = 4  # decoded ahead of the detectors, in a thread: memory grows by these few frames only
+
+
+def phase(progress: "tqdm | None", name: str, total: int | None) -> None:
+    """Start pass ``name`` (of ``total`` frames, None: unknown) on a file's progress bar, if it has one:
+    one bar per file, counted again from zero by each pass (detect, mask, verify)."""
+    if progress is not None:
+        progress.set_postfix_str(name, refresh=False)
+        progress.reset(total=total)
 
 
 def min_heights(rules) -> dict[int, int]:
@@ -103,6 +116,7 @@ class _Stream:
     height: int
     rate: float
     time_base: object
+    frames: int | None = None  # as the container says (None: it does not)
 
 
 def _name(source) -> str:
@@ -135,7 +149,7 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
         stream.thread_type = "AUTO"
         if info is not None:
             info.append(_Stream(stream.codec_context.width, stream.codec_context.height,
-                                float(stream.average_rate or stream.guessed_rate or 10), stream.time_base))
+                                float(stream.average_rate or stream.guessed_rate or 10), stream.time_base, stream.frames or None))
         telemetry: dict[int, Telemetry | None] = {}
         count = 0
         try:
@@ -164,7 +178,7 @@ def _coarse_sei(telemetry: Telemetry | None, precision_m: float | None) -> bytes
     return sei_nal(dataclasses.replace(telemetry, latitude_deg=float(lat[0]), longitude_deg=float(lon[0])))
 
 
-def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | None):
+def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | None, progress: "tqdm | None" = None):
     """Pass 1: keyframe detections and walks over a bounded window; returns tracks and the stream's facts."""
     info: list[_Stream] = []
     walkers = [Walker(d, config.min_height.get(d.class_id, 0) / 2) for d in detectors if hasattr(d, "detect_crops")]
@@ -174,6 +188,8 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
     stride = span = 1
     for index, (frame_pts, image, _) in enumerate(stream_frames(source, max_frames, info)):
         if index == 0:
+            frames = info[0].frames if max_frames is None or info[0].frames is None else min(max_frames, info[0].frames)
+            phase(progress, "detect", frames)
             rate = info[0].rate
             # Walks follow an object from frame to frame; below WALK_MIN_FPS a face passing close to the car
             # moves too far between frames for a crop to hold it (measured at 10 fps), so every frame is a keyframe.
@@ -187,6 +203,8 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
             keyframes[index] = found
         for walker in walkers:
             walker.frame(index, image, found, window)
+        if progress is not None:
+            progress.update()
     n = len(pts)
     if not n:
         raise RedactionError("no frame decodes")
@@ -199,21 +217,21 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
 
 
 def redact_video(source, target, detectors: list, config: RedactionConfig, blank_frames: np.ndarray | None = None,
-                 max_frames: int | None = None, manual: dict[int, Detections] | None = None) -> RedactionResult:
+                 max_frames: int | None = None, manual: dict[int, Detections] | None = None, progress: "tqdm | None" = None) -> RedactionResult:
     """Redact ``source`` (a path, seekable binary file or bytes) into ``target`` (a path or binary
-    file); returns what was masked on each frame.
+    file); returns what was masked on each frame. ``progress``: a bar to count frames on, per pass.
 
     ``manual`` holds boxes people drew in the review app (frame index -> Detections): they are
     tracked on their own, extended and grown like any detection, and masked on top."""
     start = time.perf_counter()
-    tracks, keyframes, pts, stream = _plan(source, detectors, config, max_frames)
+    tracks, keyframes, pts, stream = _plan(source, detectors, config, max_frames, progress)
     n = len(pts)
     boxes = add_boxes(cover(tracks, n, config.track, stream.rate, size=(stream.width, stream.height)), manual or {}, config,
                       (stream.width, stream.height), stream.rate)
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height),
                              stream.rate)
-    encode(source, target, result, config)
+    encode(source, target, result, config, progress)
     return result
 
 
@@ -230,10 +248,11 @@ def add_boxes(boxes: list[Detections], extra: dict[int, Detections], config: Red
     return [Detections.merge([auto, Detections(m.xyxy, m.confidence, m.class_id, m.track_id + track_offset)]) for auto, m in zip(boxes, added)]
 
 
-def encode(source, target, result: RedactionResult, config: RedactionConfig) -> None:
+def encode(source, target, result: RedactionResult, config: RedactionConfig, progress: "tqdm | None" = None) -> None:
     """Pass 2: decode ``source`` again and write every frame masked with ``result.boxes`` (or blanked)
     to ``target``. Decoding, masking and encoding run in three threads, a few frames apart."""
     start = time.perf_counter()
+    phase(progress, "mask", result.frames)
     info: list[_Stream] = []
     written = 0
     writer = None
@@ -245,6 +264,8 @@ def encode(source, target, result: RedactionResult, config: RedactionConfig) -> 
                                      time_base=stream.time_base)
             writer.write(image, sei=sei, pts=frame_pts)
             written += 1
+            if progress is not None:
+                progress.update()
     finally:
         if writer is not None:
             writer.close()

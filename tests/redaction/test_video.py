@@ -1,9 +1,11 @@
 """Redaction of whole clips: coverage on every frame, timestamps kept, metadata and GPS stripped."""
 
 import io
+import re
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 from curation.media.video import VideoWriter, decode_frames, probe
 from curation.perception.boxes import Detections
@@ -204,10 +206,17 @@ def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tm
             writer.write(frame)
     blind = FaceDetector(0.999, "cpu")  # a redactor that misses the face: the verifier finds it
     detectors = SimpleNamespace(redact=[blind], verify=[RetinaFaceDetector(0.5)], min_height={0: 32})
-    result, rounds = redact_verified(source.getvalue(), lambda mode: open(tmp_path / "out.mp4", mode), detectors, RedactionConfig())
+    shown = io.StringIO()
+    with tqdm(file=shown, mininterval=0, miniters=1, unit="frame") as bar:
+        result, rounds = redact_verified(source.getvalue(), lambda mode: open(tmp_path / "out.mp4", mode), detectors, RedactionConfig(),
+                                         progress=bar)
     assert [f["frame"] for f in rounds[0].findings] == [4, 5, 6] and rounds[-1].passed
     # The verifier looked at frames 3 and 7 too and found nothing: the repair does not spread there.
     assert [i for i, boxes in enumerate(result.boxes) if len(boxes)] == [4, 5, 6]
+    # The user's bar counted every frame of every pass, each under its name (of a total the container
+    # states: this in-memory file does not, so the first pass counts up without one).
+    for name in ("detect", "mask", "verify", "verify after repair 1"):
+        assert re.search(rf"\b10(/10 |frame )\[[^]]*, {name}\]", shown.getvalue()), name
 
 
 def test_repairs_go_on_while_no_round_finds_more_and_stop_when_one_does():
