@@ -103,7 +103,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     while rounds and config.repair and needs_repair(rounds):  # mask what the second opinion found, and look again
         boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
         rounds.append(write(boxes))
-    return [boxes], [0], rounds, redactors
+    return [boxes], [0], rounds, redactors, 1
 
 
 def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool, progress: bool = False):
@@ -114,9 +114,9 @@ def _redact_video(source: Path, partial: Path, detectors: Detectors, config: Red
         if not verify:
             with open(partial, "wb") as target:
                 result = redact_video(handle, target, detectors.redact, config, progress=bar)
-            return result.boxes, result.pts.tolist(), [], detectors.redact
+            return result.boxes, result.pts.tolist(), [], detectors.redact, result.listed
         result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair, progress=bar)
-    return result.boxes, result.pts.tolist(), rounds, detectors.redact
+    return result.boxes, result.pts.tolist(), rounds, detectors.redact, result.listed
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,
@@ -127,11 +127,13 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     still = source.suffix.lower() in IMAGE_SUFFIXES
+    if source.stat().st_size == 0:
+        raise CurationError(f"{source}: empty file")
     try:
         if still:
-            boxes, pts, rounds, redactors = _redact_still(source, partial, detectors, config, verify)
+            boxes, pts, rounds, redactors, listed = _redact_still(source, partial, detectors, config, verify)
         else:
-            boxes, pts, rounds, redactors = _redact_video(source, partial, detectors, config, verify, progress)
+            boxes, pts, rounds, redactors, listed = _redact_video(source, partial, detectors, config, verify, progress)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -145,7 +147,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     else:
         os.replace(partial, kept)
     proof = {
-        "input": str(source), "input_sha256": _sha256(source), "output": str(kept) if kept else None,
+        "input": str(source), "input_sha256": _sha256(source), "input_frames_listed": listed, "output": str(kept) if kept else None,
         "output_sha256": output_sha256 if kept else None, "policy_version": policy_version, "method": config.method,
         "detectors": detectors.describe(redactors), "min_height_px": {CLASSES[c]: px for c, px in detectors.min_height.items()},
         "verification": "off" if verification is None else {
@@ -161,6 +163,8 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
                "face_tracks": _tracks(boxes, "face"), "plate_tracks": _tracks(boxes, "plate"),
                "verification": "off" if verification is None else ("passed" if passed else verification.summary()),
                "repaired": len(repaired(rounds))}
+    if listed and len(boxes) < listed:  # a cut file: what decodes is redacted, and the user is told the rest is not there
+        summary["truncated"] = f"{len(boxes)} of the {listed} frames its container lists decode"
     if verification is not None and verification.findings:
         summary["findings"] = verification.findings[:5]
     return summary

@@ -101,7 +101,7 @@ class RedactionResult:
     seconds: dict  # time per phase
     size: tuple[int, int]  # width, height
     rate: float  # frames per second: how many frames extend_s is
-
+    listed: int | None = None  # frames the source's container lists (None: it does not); more than ``frames``: a cut file
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
     """Run every detector on the given frames; merged Detections per frame index."""
@@ -140,7 +140,7 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
         source.seek(0)
     try:
         container = av.open(source, "r")
-    except (av.error.FFmpegError, UnicodeDecodeError) as error:
+    except (av.error.FFmpegError, UnicodeDecodeError, OSError) as error:  # OSError: an empty file cannot even be seeked in
         raise RedactionError(f"{_name(source)}: not a readable video ({error})") from None
     try:
         if not container.streams.video:
@@ -230,7 +230,7 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
                       (stream.width, stream.height), stream.rate)
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height),
-                             stream.rate)
+                             stream.rate, stream.frames)
     encode(source, target, result, config, progress)
     return result
 

@@ -2,6 +2,7 @@
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,6 +152,39 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "nope*.mp4")], cwd=REPO,
                              capture_output=True, text=True)
     assert missing.returncode != 0 and "no video or image" in missing.stderr
+
+
+def test_cli_says_in_one_line_what_it_cannot_read_and_redacts_what_decodes_of_a_cut_file(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import av
+
+    from builders import REPO
+
+    # A file with its sample tables first (as web and many dashcam files are), cut at 60 %.
+    data, _ = make_face_clip(20)
+    whole = tmp_path / "whole.mp4"
+    with av.open(io.BytesIO(data)) as src, av.open(str(whole), "w", format="mp4", options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    (tmp_path / "cut.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", *(str(tmp_path / n) for n in ("cut.mp4", "empty.mp4", "notes.mp4")),
+                           "-o", str(out), "--region", "eu", "--no-verify"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-1500:]
+    lines = {Path(line["input"]).name: line for line in map(json.loads, done.stdout.splitlines())}
+    assert "not a readable video" in lines["notes.mp4"]["error"] and lines["empty.mp4"]["error"].endswith("empty.mp4: empty file")
+    cut = lines["cut.mp4"]
+    assert 0 < cut["frames"] < 20 and cut["truncated"] == f"{cut['frames']} of the 20 frames its container lists decode"
+    assert json.loads((out / "cut_redacted.proof.json").read_text())["input_frames_listed"] == 20
+    assert sorted(p.name for p in out.iterdir()) == ["cut_redacted.mp4", "cut_redacted.proof.json"]  # nothing for what did not read
 
 
 def test_a_repair_round_verifies_again_only_the_frames_that_changed():
