@@ -284,19 +284,20 @@ def redact_command(
     from curation.media.inputs import expand_inputs
     from curation.policy.params import load_params
     from curation.redaction.detectors import Detectors, for_real_cameras
-    from curation.redaction.files import output_for, redact_file
+    from curation.redaction.files import outputs_for, redact_file
     from curation.redaction.video import RedactionConfig
 
     loaded = load_params(params) if simulated else for_real_cameras(load_params(params))
-    files = [path for path, _ in expand_inputs(inputs)]
-    if not files:
+    found = expand_inputs(inputs)
+    if not found:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
+    files, targets = [path for path, _ in found], outputs_for(found, output)
     detectors, config = Detectors(loaded, region, verify), RedactionConfig.from_params(loaded, region)
     failed = 0
-    for source in files:
+    for source, target in zip(files, targets):
         try:
-            summary = redact_file(source, output_for(source, output, len(files) > 1), detectors, config, loaded.region(region).version,
-                                  verify, keep_failed, progress=sys.stderr.isatty())
+            summary = redact_file(source, target, detectors, config, loaded.region(region).version, verify, keep_failed,
+                                  progress=sys.stderr.isatty())
         except CurationError as error:
             summary = {"input": str(source), "error": str(error)}
         failed += "error" in summary or summary["verification"] not in ("passed", "off")

@@ -41,7 +41,7 @@ from curation.redaction.masks import redact
 from curation.redaction.verify import Verification, needs_repair, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
-__all__ = ["redact_file", "output_for", "proof_path"]
+__all__ = ["redact_file", "outputs_for", "proof_path"]
 
 STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 20 (CCPD's tilted close-ups)
 # A turned box mapped back is large: it needs what the verifiers ask of large objects
@@ -49,13 +49,27 @@ STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 
 STILL_TURNED_THRESHOLD = 0.5
 
 
-def output_for(source: Path, output: Path | None, several: bool) -> Path:
-    """Where the redacted copy of ``source`` goes: beside it by default, into ``output`` (a folder
-    when there are several inputs, else a file)."""
-    name = f"{source.stem}_redacted{source.suffix}"
-    if output is None:
-        return source.with_name(name)
-    return output / name if several or output.is_dir() else output
+def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Path]:
+    """Where the redacted copy of each input (file, name relative to the folder it was found in;
+    curation.media.inputs) goes: beside it by default; into ``output``, a folder when there are
+    several inputs (under the same relative folders) or it is one, else that file. Refuses, before
+    any work, to write one output twice or over an input: nothing the user has is lost."""
+    def target(source: Path, relative: str) -> Path:
+        name = f"{source.stem}_redacted{source.suffix}"
+        if output is None:
+            return source.with_name(name)
+        return output / Path(relative).with_name(name) if len(inputs) > 1 or output.is_dir() else output
+
+    targets = [target(source, relative) for source, relative in inputs]
+    claimed: dict[Path, Path] = {}
+    sources = {source.resolve() for source, _ in inputs}
+    for (source, _), path in zip(inputs, targets):
+        for written in (path, proof_path(path)):  # clip.mp4 and clip.mov: two outputs, one proof name
+            if written.resolve() in sources:
+                raise CurationError(f"{written}: the output would replace an input; choose another --output")
+            if (first := claimed.setdefault(written.resolve(), source)) != source:
+                raise CurationError(f"{first} and {source} would both write {written}; redact them into separate folders")
+    return targets
 
 
 def proof_path(target: Path) -> Path:

@@ -187,6 +187,34 @@ def test_cli_says_in_one_line_what_it_cannot_read_and_redacts_what_decodes_of_a_
     assert sorted(p.name for p in out.iterdir()) == ["cut_redacted.mp4", "cut_redacted.proof.json"]  # nothing for what did not read
 
 
+def test_outputs_keep_the_folders_they_came_from_and_never_overwrite_each_other_or_an_input(tmp_path):
+    import subprocess
+    import sys
+
+    from builders import REPO
+    from curation.errors import CurationError
+    from curation.media.inputs import expand_inputs
+    from curation.redaction.files import outputs_for
+
+    for name in ("front/clip.mp4", "back/clip.mp4", "side/clip.mp4", "side/clip.mov"):
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"x")
+    out = tmp_path / "out"
+    two = expand_inputs([str(tmp_path / "in" / "front"), str(tmp_path / "in" / "back" / "clip.mp4")])
+    assert outputs_for(two, None) == [tmp_path / "in" / d / "clip_redacted.mp4" for d in ("front", "back")]  # beside each input
+    # Two folders' clip.mp4 found under one folder keep their subfolders: two outputs, not one written twice.
+    nested = [(p, r) for p, r in expand_inputs([str(tmp_path / "in")]) if p.suffix == ".mp4"]
+    assert sorted(outputs_for(nested, out)) == sorted(out / d / "clip_redacted.mp4" for d in ("back", "front", "side"))
+    with pytest.raises(CurationError, match="would both write"):  # the same name from two places, into one folder
+        outputs_for(two, out)
+    with pytest.raises(CurationError, match="clip_redacted.proof.json"):  # clip.mp4 and clip.mov: one proof name
+        outputs_for(expand_inputs([str(tmp_path / "in" / "side")]), out)
+    source = tmp_path / "in" / "front" / "clip.mp4"
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "-o", str(source)], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode != 0 and done.stderr.strip() == f"error: {source}: the output would replace an input; choose another --output"
+    assert source.read_bytes() == b"x"
+
+
 def test_a_repair_round_verifies_again_only_the_frames_that_changed():
     from curation.perception.retinaface import RetinaFaceDetector
 
