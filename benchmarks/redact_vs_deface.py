@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--judge-every", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the three commands, in turn; medians are reported")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         if args.source == "real":

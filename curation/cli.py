@@ -284,11 +284,13 @@ def redact_command(
     from curation.media.inputs import expand_inputs
     from curation.policy.params import load_params
     from curation.redaction.detectors import Detectors, for_real_cameras
-    from curation.redaction.files import outputs_for, redact_file
+    from curation.redaction.files import outputs_for, redact_file, without_outputs
     from curation.redaction.video import RedactionConfig
 
     loaded = load_params(params) if simulated else for_real_cameras(load_params(params))
-    found = expand_inputs(inputs)
+    found, earlier = without_outputs(expand_inputs(inputs))
+    if earlier:
+        typer.echo(f"skipped {len(earlier)} outputs of an earlier curation redact (a proof beside each), such as {earlier[0]}", err=True)
     if not found:
         raise typer.BadParameter(f"no video or image matches {' '.join(inputs)}")
     files, targets = [path for path, _ in found], outputs_for(found, output)
@@ -298,7 +300,7 @@ def redact_command(
         try:
             summary = redact_file(source, target, detectors, config, loaded.region(region).version, verify, keep_failed,
                                   progress=sys.stderr.isatty())
-        except CurationError as error:
+        except (CurationError, OSError) as error:  # OSError: unreadable, gone since it was listed, an output folder not writable
             summary = {"input": str(source), "error": str(error)}
         failed += "error" in summary or summary["verification"] not in ("passed", "off")
         typer.echo(json.dumps(summary))

@@ -163,7 +163,7 @@ class Detectors:
 
     def __init__(self, params, region: str, verify: bool = True):
         policy, stage = params.region(region).redact, params.redaction
-        self.redact, self.verify = [], []
+        self.redact, self.verify, self.verifiers_loaded = [], [], verify
         runtime = cpu_runtime(stage.cpu_runtime)  # redaction's, on a CPU; the verifiers' is always VERIFY_RUNTIME
         # In bfloat16 redaction keeps every box float32 would: its thresholds are lowered by the most
         # a confidence moved (BF16_MARGIN). A GPU runs float32 whatever cpu_runtime says.

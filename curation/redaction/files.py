@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from curation.errors import CurationError
-from curation.media.inputs import IMAGE_SUFFIXES
+from curation.media.inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.faces import FaceDetector
 from curation.perception.plates import PlateDetector
@@ -41,7 +41,7 @@ from curation.redaction.masks import redact
 from curation.redaction.verify import Verification, needs_repair, redact_verified, repaired, verify_frames
 from curation.redaction.video import RedactionConfig, detect_keyframes, redact_video
 
-__all__ = ["redact_file", "outputs_for", "proof_path"]
+__all__ = ["redact_file", "outputs_for", "without_outputs", "proof_path"]
 
 STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 20 (CCPD's tilted close-ups)
 # A turned box mapped back is large: it needs what the verifiers ask of large objects
@@ -49,22 +49,35 @@ STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 
 STILL_TURNED_THRESHOLD = 0.5
 
 
+def without_outputs(inputs: list[tuple[Path, str]]) -> tuple[list[tuple[Path, str]], list[Path]]:
+    """The inputs that are not outputs of an earlier `curation redact` (a proof beside them), and
+    those that are (kept failed ones too): run over a folder twice, it redacts the originals again,
+    not its own outputs."""
+    earlier = {path for path, _ in inputs if proof_path(path.with_name(path.stem.removesuffix(".FAILED") + path.suffix)).is_file()}
+    return [entry for entry in inputs if entry[0] not in earlier], sorted(earlier)
+
+
 def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Path]:
     """Where the redacted copy of each input (file, name relative to the folder it was found in;
-    curation.media.inputs) goes: beside it by default; into ``output``, a folder when there are
-    several inputs (under the same relative folders) or it is one, else that file. Refuses, before
-    any work, to write one output twice or over an input: nothing the user has is lost."""
+    curation.media.inputs) goes: beside it by default; into ``output``, a folder (the inputs keep
+    their relative folders there) unless it is one input and ``output`` names a picture or video
+    file. Refuses, before any work, to write one output, proof or failed output twice or over an
+    input: nothing the user has is lost."""
+    folder = output is not None and (len(inputs) > 1 or output.is_dir() or output.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
+    if folder and output.exists() and not output.is_dir():
+        raise CurationError(f"{output}: a file, where a folder for the outputs is needed")
+
     def target(source: Path, relative: str) -> Path:
         name = f"{source.stem}_redacted{source.suffix}"
         if output is None:
             return source.with_name(name)
-        return output / Path(relative).with_name(name) if len(inputs) > 1 or output.is_dir() else output
+        return output / Path(relative).with_name(name) if folder else output
 
     targets = [target(source, relative) for source, relative in inputs]
     claimed: dict[Path, Path] = {}
     sources = {source.resolve() for source, _ in inputs}
     for (source, _), path in zip(inputs, targets):
-        for written in (path, proof_path(path)):  # clip.mp4 and clip.mov: two outputs, one proof name
+        for written in (path, proof_path(path), failed_path(path)):  # clip.mp4 and clip.mov: two outputs, one proof name
             if written.resolve() in sources:
                 raise CurationError(f"{written}: the output would replace an input; choose another --output")
             if (first := claimed.setdefault(written.resolve(), source)) != source:
@@ -74,6 +87,11 @@ def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Pat
 
 def proof_path(target: Path) -> Path:
     return target.with_name(f"{target.stem}.proof.json")
+
+
+def failed_path(target: Path) -> Path:
+    """Where ``--keep-failed`` keeps an output that failed verification."""
+    return target.with_name(f"{target.stem}.FAILED{target.suffix}")
 
 
 def _sha256(path: Path) -> str:
@@ -137,6 +155,8 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
                 keep_failed: bool = False, progress: bool = False) -> dict:
     """Redact one file into ``target`` (only once verified), write its proof; returns a one-line summary.
     ``progress``: a video's frames counted on a bar on stderr, pass by pass (detect, mask, verify)."""
+    if verify and not detectors.verifiers_loaded:  # an empty list of verifiers would pass every frame
+        raise ValueError("verification asked of Detectors made with verify=False")
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
@@ -154,7 +174,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     seconds = time.perf_counter() - start
     verification = rounds[-1] if rounds else None
     passed = verification is None or verification.passed
-    kept = target if passed else target.with_name(f"{target.stem}.FAILED{target.suffix}") if keep_failed else None
+    kept = target if passed else failed_path(target) if keep_failed else None
     output_sha256 = _sha256(partial)
     if kept is None:
         partial.unlink()

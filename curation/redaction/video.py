@@ -101,7 +101,8 @@ class RedactionResult:
     seconds: dict  # time per phase
     size: tuple[int, int]  # width, height
     rate: float  # frames per second: how many frames extend_s is
-    listed: int | None = None  # frames the source's container lists (None: it does not); more than ``frames``: a cut file
+    listed: int | None = None  # frames the source's container lists (up to max_frames; None: it does not say)
+
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
     """Run every detector on the given frames; merged Detections per frame index."""
@@ -188,8 +189,9 @@ def _plan(source, detectors: list, config: RedactionConfig, max_frames: int | No
     stride = span = 1
     for index, (frame_pts, image, _) in enumerate(stream_frames(source, max_frames, info)):
         if index == 0:
-            frames = info[0].frames if max_frames is None or info[0].frames is None else min(max_frames, info[0].frames)
-            phase(progress, "detect", frames)
+            if max_frames is not None and info[0].frames is not None:
+                info[0] = dataclasses.replace(info[0], frames=min(max_frames, info[0].frames))  # what this run will decode at most
+            phase(progress, "detect", info[0].frames)
             rate = info[0].rate
             # Walks follow an object from frame to frame; below WALK_MIN_FPS a face passing close to the car
             # moves too far between frames for a crop to hold it (measured at 10 fps), so every frame is a keyframe.

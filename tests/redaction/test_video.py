@@ -9,11 +9,12 @@ import pytest
 from tqdm import tqdm
 
 from curation.media.video import VideoWriter, decode_frames, probe
+from curation.errors import RedactionError
 from curation.perception.boxes import Detections
 from curation.perception.faces import FaceDetector
 from curation.redaction.masks import mask_of, redact
 from curation.redaction.verify import MAX_REPAIRS, Verification, needs_repair, verify_video
-from curation.redaction.video import RedactionConfig, redact_video
+from curation.redaction.video import RedactionConfig, redact_video, stream_frames
 from curation.sources.faces import face_bank
 from curation.sources.scene import Actor, Camera, Conditions, Scene
 from curation.sources.sei import Telemetry, sei_nal
@@ -184,6 +185,8 @@ def test_cli_says_in_one_line_what_it_cannot_read_and_redacts_what_decodes_of_a_
     cut = lines["cut.mp4"]
     assert 0 < cut["frames"] < 20 and cut["truncated"] == f"{cut['frames']} of the 20 frames its container lists decode"
     assert json.loads((out / "cut_redacted.proof.json").read_text())["input_frames_listed"] == 20
+    with pytest.raises(RedactionError, match="not a readable video"):  # what cannot even be seeked in, in one line too
+        list(stream_frames(io.BytesIO(b"")))
     assert sorted(p.name for p in out.iterdir()) == ["cut_redacted.mp4", "cut_redacted.proof.json"]  # nothing for what did not read
 
 
@@ -194,7 +197,7 @@ def test_outputs_keep_the_folders_they_came_from_and_never_overwrite_each_other_
     from builders import REPO
     from curation.errors import CurationError
     from curation.media.inputs import expand_inputs
-    from curation.redaction.files import outputs_for
+    from curation.redaction.files import outputs_for, without_outputs
 
     for name in ("front/clip.mp4", "back/clip.mp4", "side/clip.mp4", "side/clip.mov"):
         (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +216,19 @@ def test_outputs_keep_the_folders_they_came_from_and_never_overwrite_each_other_
     done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "-o", str(source)], cwd=REPO, capture_output=True, text=True)
     assert done.returncode != 0 and done.stderr.strip() == f"error: {source}: the output would replace an input; choose another --output"
     assert source.read_bytes() == b"x"
+    # A folder's single clip, -o without a suffix: a folder, not a file named "out" with no extension.
+    assert outputs_for(expand_inputs([str(tmp_path / "in" / "front")]), out) == [out / "clip_redacted.mp4"]
+    with pytest.raises(CurationError, match="a folder for the outputs is needed"):  # several inputs, -o an existing file
+        outputs_for(two, source)
+    # Over a folder a second time: the earlier outputs (a proof beside each) are not inputs again.
+    (tmp_path / "in" / "front" / "clip_redacted.mp4").write_bytes(b"y")
+    (tmp_path / "in" / "front" / "clip_redacted.proof.json").write_text("{}")
+    failed = tmp_path / "in" / "front" / "clip_redacted.FAILED.mp4"  # and one kept by --keep-failed
+    failed.write_bytes(b"z")
+    kept, earlier = without_outputs(expand_inputs([str(tmp_path / "in" / "front")]))
+    assert [p.name for p, _ in kept] == ["clip.mp4"] and earlier == sorted([tmp_path / "in" / "front" / "clip_redacted.mp4", failed])
+    with pytest.raises(CurationError, match="would replace an input"):
+        outputs_for([(source, "clip.mp4"), (failed, failed.name)], None)
 
 
 def test_a_repair_round_verifies_again_only_the_frames_that_changed():
@@ -268,10 +284,19 @@ def test_a_repair_masks_the_frames_the_verifier_found_a_face_on_and_no_others(tm
             writer.write(frame)
     blind = FaceDetector(0.999, "cpu")  # a redactor that misses the face: the verifier finds it
     detectors = SimpleNamespace(redact=[blind], verify=[RetinaFaceDetector(0.5)], min_height={0: 32})
+    class Passes(tqdm):  # the user's bar, remembering how far each pass had counted when the next began
+        ends: list = []
+
+        def reset(self, total=None):
+            self.ends.append(self.n)
+            super().reset(total=total)
+
     shown = io.StringIO()
-    with tqdm(file=shown, mininterval=0, miniters=1, unit="frame") as bar:
+    with Passes(file=shown, mininterval=0, miniters=1, unit="frame") as bar:
         result, rounds = redact_verified(source.getvalue(), lambda mode: open(tmp_path / "out.mp4", mode), detectors, RedactionConfig(),
                                          progress=bar)
+        # detect, mask, verify, mask again, verify after repair 1: each counted every frame once
+        assert Passes.ends == [0, 10, 10, 10, 10] and bar.n == bar.total == 10
     assert [f["frame"] for f in rounds[0].findings] == [4, 5, 6] and rounds[-1].passed
     # The verifier looked at frames 3 and 7 too and found nothing: the repair does not spread there.
     assert [i for i, boxes in enumerate(result.boxes) if len(boxes)] == [4, 5, 6]
