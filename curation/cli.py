@@ -266,8 +266,8 @@ def dvc_command(
 @app.command("redact")
 def redact_command(
     inputs: list[str] = typer.Argument(..., help="Video or image files, folders (searched recursively) or globs to redact."),
-    output: Path = typer.Option(None, "--output", "-o", help="Output folder (inputs keep their subfolders there), or a file for one input (a video or picture name); "
-                                         "default: NAME_redacted.EXT beside each input."),
+    output: Path = typer.Option(None, "--output", "-o", help="Output folder (inputs keep their subfolders there), or a file for one input "
+                                "(a video or picture name); default: NAME_redacted.EXT beside each input."),
     region: str = typer.Option("cn", "--region", "-r", help="Whose policy to apply: faces/plates, minimum sizes, blur|pixelate|fill (default: cn)."),
     verify: bool = typer.Option(True, help="Check the output with independent detectors on every frame; a failed output is not kept (default: on)."),
     keep_failed: bool = typer.Option(False, "--keep-failed", help="Keep an output that fails verification as NAME_redacted.FAILED.EXT (default: delete it)."),
