@@ -157,12 +157,12 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     ``progress``: a video's frames counted on a bar on stderr, pass by pass (detect, mask, verify)."""
     if verify and not detectors.verifiers_loaded:  # an empty list of verifiers would pass every frame
         raise ValueError("verification asked of Detectors made with verify=False")
+    if source.stat().st_size == 0:  # before anything is made for it
+        raise CurationError(f"{source}: empty file")
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     still = source.suffix.lower() in IMAGE_SUFFIXES
-    if source.stat().st_size == 0:
-        raise CurationError(f"{source}: empty file")
     try:
         if still:
             boxes, pts, rounds, redactors, listed = _redact_still(source, partial, detectors, config, verify)
