@@ -17,6 +17,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import av
 import numpy as np
 
+from curation.media.video import upright
 from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import Lane, LaneDetector
@@ -110,7 +111,7 @@ def decode_sampled(source: str | BinaryIO, choose: Callable[[int, float], bool])
             pts = frame.pts if frame.pts is not None else index
             first = pts if first is None else first
             if choose(index, (pts - first) * base):
-                yield index, int(pts), frame.to_ndarray(format="rgb24")
+                yield index, int(pts), upright(frame)
     except av.error.FFmpegError:
         return
     finally:

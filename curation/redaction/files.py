@@ -135,7 +135,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     while rounds and config.repair and needs_repair(rounds):  # mask what the second opinion found, and look again
         boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
         rounds.append(write(boxes))
-    return [boxes], [0], rounds, redactors, 1
+    return [boxes], [0], rounds, redactors, {"input_frames_listed": 1}
 
 
 def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool, progress: bool = False):
@@ -146,9 +146,15 @@ def _redact_video(source: Path, partial: Path, detectors: Detectors, config: Red
         if not verify:
             with open(partial, "wb") as target:
                 result = redact_video(handle, target, detectors.redact, config, progress=bar)
-            return result.boxes, result.pts.tolist(), [], detectors.redact, result.listed
+            return result.boxes, result.pts.tolist(), [], detectors.redact, _facts(result)
         result, rounds = redact_verified(handle, lambda mode: open(partial, mode), detectors, config, config.repair, progress=bar)
-    return result.boxes, result.pts.tolist(), rounds, detectors.redact, result.listed
+    return result.boxes, result.pts.tolist(), rounds, detectors.redact, _facts(result)
+
+
+def _facts(result) -> dict:
+    """What the proof says of a video input: frames its container lists; degrees it asked to be turned
+    for display (the output holds the turned picture, and the masked boxes are in its coordinates)."""
+    return {"input_frames_listed": result.listed, "input_rotation_deg": result.rotation}
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,
@@ -165,9 +171,9 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     still = source.suffix.lower() in IMAGE_SUFFIXES
     try:
         if still:
-            boxes, pts, rounds, redactors, listed = _redact_still(source, partial, detectors, config, verify)
+            boxes, pts, rounds, redactors, facts = _redact_still(source, partial, detectors, config, verify)
         else:
-            boxes, pts, rounds, redactors, listed = _redact_video(source, partial, detectors, config, verify, progress)
+            boxes, pts, rounds, redactors, facts = _redact_video(source, partial, detectors, config, verify, progress)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -181,7 +187,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     else:
         os.replace(partial, kept)
     proof = {
-        "input": str(source), "input_sha256": _sha256(source), "input_frames_listed": listed, "output": str(kept) if kept else None,
+        "input": str(source), "input_sha256": _sha256(source), **facts, "output": str(kept) if kept else None,
         "output_sha256": output_sha256 if kept else None, "policy_version": policy_version, "method": config.method,
         "detectors": detectors.describe(redactors), "min_height_px": {CLASSES[c]: px for c, px in detectors.min_height.items()},
         "verification": "off" if verification is None else {
@@ -197,6 +203,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
                "face_tracks": _tracks(boxes, "face"), "plate_tracks": _tracks(boxes, "plate"),
                "verification": "off" if verification is None else ("passed" if passed else verification.summary()),
                "repaired": len(repaired(rounds))}
+    listed = facts["input_frames_listed"]
     if listed and len(boxes) < listed:  # a cut file: what decodes is redacted, and the user is told the rest is not there
         summary["truncated"] = f"{len(boxes)} of the {listed} frames its container lists decode"
     if verification is not None and verification.findings:

@@ -12,6 +12,9 @@ Two passes over the source (a path or a seekable binary file):
    source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten with
    coarsened positions (dropped on blanked frames).
 
+A stream flagged to be turned for display (a phone held upright) is turned as it decodes, so
+detectors see faces upright; the output holds the turned picture and no flag.
+
 Verification (curation.redaction.verify) is a third pass, over the output.
 
 Example:
@@ -34,7 +37,7 @@ import numpy as np
 from curation._env import trim_heap
 from curation.errors import RedactionError
 from curation.media.prefetch import prefetch
-from curation.media.video import VideoWriter
+from curation.media.video import VideoWriter, upright
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
 from curation.policy.zones import coarsen
@@ -102,6 +105,7 @@ class RedactionResult:
     size: tuple[int, int]  # width, height
     rate: float  # frames per second: how many frames extend_s is
     listed: int | None = None  # frames the source's container lists (up to max_frames; None: it does not say)
+    rotation: int = 0  # degrees the source asked to be turned for display: the output is written turned, without the flag
 
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
@@ -118,6 +122,7 @@ class _Stream:
     rate: float
     time_base: object
     frames: int | None = None  # as the container says (None: it does not)
+    rotation: int = 0  # degrees counter-clockwise the source asks players to turn it; frames come turned (media.video.upright)
 
 
 def _name(source) -> str:
@@ -126,11 +131,11 @@ def _name(source) -> str:
 
 
 def stream_frames(source, limit: int | None = None, info: list | None = None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
-    """(pts, RGB frame, SEI telemetry of that frame) of ``source`` (a path, a seekable binary file or
-    bytes) in display order, one at a time, until ``limit``
-    frames, the end, or the first undecodable packet (a damaged tail). ``info`` (a list) receives
-    the stream's size, rate and time base first. Frames are decoded in a thread, a few ahead of
-    the caller (curation.media.prefetch)."""
+    """(pts, upright RGB frame, SEI telemetry of that frame) of ``source`` (a path, a seekable binary
+    file or bytes) in display order, one at a time, until ``limit`` frames, the end, or the first
+    undecodable packet (a damaged tail). ``info`` (a list) receives the stream's size as shown, rate,
+    time base and rotation with the first frame. Frames are decoded in a thread, a few ahead of the
+    caller (curation.media.prefetch)."""
     return prefetch(_decoded_frames(source, limit, info), PREFETCH_FRAMES)
 
 
@@ -148,9 +153,6 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
             raise RedactionError(f"{_name(source)}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if info is not None:
-            info.append(_Stream(stream.codec_context.width, stream.codec_context.height,
-                                float(stream.average_rate or stream.guessed_rate or 10), stream.time_base, stream.frames or None))
         telemetry: dict[int, Telemetry | None] = {}
         count = 0
         try:
@@ -158,7 +160,11 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
                 if packet.size and packet.pts is not None:
                     telemetry[int(packet.pts)] = telemetry_in_packet(bytes(packet))
                 for frame in packet.decode():
-                    yield frame.pts, frame.to_ndarray(format="rgb24"), telemetry.pop(frame.pts, None)
+                    image = upright(frame)
+                    if info is not None and not info:  # the size as shown: a turned stream's sides swap
+                        info.append(_Stream(image.shape[1], image.shape[0], float(stream.average_rate or stream.guessed_rate or 10),
+                                            stream.time_base, stream.frames or None, frame.rotation % 360))
+                    yield frame.pts, image, telemetry.pop(frame.pts, None)
                     count += 1
                     if count % TRIM_EVERY == 0:
                         trim_heap()  # freed frames' heap pages back to the OS: memory flat in clip length
@@ -232,7 +238,7 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
                       (stream.width, stream.height), stream.rate)
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height),
-                             stream.rate, stream.frames)
+                             stream.rate, stream.frames, stream.rotation)
     encode(source, target, result, config, progress)
     return result
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from builders import REPO, pan_zoom_clip
+from builders import REPO, pan_zoom_clip, turned_clip
+from curation.media.video import decode_frames
 from curation.perception.boxes import CLASSES
 from curation.policy.params import load_params
 from curation.redaction.detectors import Detectors, for_real_cameras
@@ -104,6 +105,47 @@ def test_a_real_clip_passes_verification_and_its_raw_input_does_not():
     result, rounds = redact_verified(raw, Target, detectors, config)
     assert rounds[-1].passed and rounds[-1].frames == result.frames == 12
     assert all(len(boxes) for boxes in result.boxes)
+
+
+def test_a_real_clip_stored_turned_as_a_phone_does_is_redacted_as_players_show_it(tmp_path):
+    """A phone held upright stores its picture sideways with a flag that tells players to turn it; a
+    face lying on its side is what face detectors miss. The output holds the upright picture, no flag,
+    with the face masked where it is seen upright."""
+    frames = [frame for _, frame, _ in stream_frames(str(TESTDATA / "real" / "faces" / "egoblur_gen1_test_video.mp4"), 12)]
+    turned_clip(tmp_path / "phone.mp4", frames, 90, fps=30)
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "phone.mp4"), "--region", "us"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["verification"] == "passed" and summary["frames"] == 12
+    proof = json.loads((tmp_path / "phone_redacted.proof.json").read_text())
+    assert proof["input_rotation_deg"] == 90
+    output = [frame for _, frame in decode_frames(str(tmp_path / "phone_redacted.mp4"))]
+    assert len(output) == 12 and output[0].shape == frames[0].shape  # 608 wide, 1080 tall, as the original
+    detectors, _ = _detectors()
+    faces = detectors.verify[0](frames)  # RetinaFace on the upright raw frames
+    for index, (face, record) in enumerate(zip(faces, proof["frames"])):
+        assert len(face), index  # the person talking to the camera
+        masked = [item[:4] for item in record["masked"] if item[4] == "face"]
+        for x1, y1, x2, y2 in face.xyxy:
+            assert any(mx1 <= x1 + 4 and my1 <= y1 + 4 and mx2 >= x2 - 4 and my2 >= y2 - 4 for mx1, my1, mx2, my2 in masked), (index, masked)
+
+
+def test_a_photo_stored_turned_with_an_exif_orientation_is_redacted_as_viewers_show_it(tmp_path):
+    from PIL import Image
+
+    upright = cv2.imread(str(TESTDATA / "deface_city.jpg"))
+    photo = Image.fromarray(np.ascontiguousarray(np.rot90(upright, -1)[..., ::-1]))  # stored turned clockwise...
+    exif = photo.getexif()
+    exif[0x0112] = 8  # ...and tagged "turn 90 degrees counter-clockwise to view" (EXIF orientation 8)
+    photo.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(tmp_path / "phone.jpg"), "--region", "us"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["verification"] == "passed" and summary["face_tracks"] >= 15  # about 20 people, upright
+    output = cv2.imread(str(tmp_path / "phone_redacted.jpg"))
+    assert output.shape == upright.shape and np.abs(output.astype(int) - upright.astype(int)).mean() < 10  # upright, not upside down (77)
 
 
 def test_an_output_with_one_plate_left_unmasked_on_three_frames_fails_on_exactly_those(tmp_path):
