@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import av
 import numpy as np
 
-from curation.media.video import upright
+from curation.media.display import Display
 from curation.perception.boxes import Detections
 from curation.perception.labeler import Labeler
 from curation.perception.lanes import Lane, LaneDetector
@@ -106,12 +106,13 @@ def decode_sampled(source: str | BinaryIO, choose: Callable[[int, float], bool])
             return
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        base, first = float(stream.time_base or 0), None
+        base, first, display = float(stream.time_base or 0), None, None
         for index, frame in enumerate(container.decode(stream)):
             pts = frame.pts if frame.pts is not None else index
             first = pts if first is None else first
+            display = display or Display.of(frame)  # turned as shown (curation.media.display)
             if choose(index, (pts - first) * base):
-                yield index, int(pts), upright(frame)
+                yield index, int(pts), display.apply(frame.to_ndarray(format="rgb24"))
     except av.error.FFmpegError:
         return
     finally:

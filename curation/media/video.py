@@ -27,13 +27,11 @@ import av
 import cv2
 import numpy as np
 
+from curation.media.display import Display
 from curation.media.mp4 import scan, tiles
 from curation.sources.sei import Telemetry, telemetry_in_packet
 
-__all__ = ["VideoWriter", "Probe", "probe", "decode_frames", "upright"]
-
-# Quarter turns counter-clockwise (a display matrix's rotation / 90) -> OpenCV's rotation.
-_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+__all__ = ["VideoWriter", "Probe", "probe", "decode_frames"]
 
 
 class VideoWriter:
@@ -101,7 +99,7 @@ class Probe:
     """What a file holds, read from its packets. ``decodable`` counts frames that decoded (if asked)."""
 
     codec: str
-    width: int
+    width: int  # as shown: a stream its display matrix turns a quarter has its sides swapped (curation.media.display)
     height: int
     fps: float
     time_base: Fraction
@@ -175,12 +173,24 @@ def _probe(source: str | BinaryIO, decode: bool, complete: bool) -> Probe:
             decodable, error = _decode(decoder, None, None, decodable)
         frames.sort(key=lambda f: f[0])
         fps = float(stream.average_rate or stream.guessed_rate or 0)
-        return Probe(codec.name, codec.width, codec.height, fps, stream.time_base,
+        width, height = (codec.height, codec.width) if _display(container, stream).transpose else (codec.width, codec.height)
+        return Probe(codec.name, width, height, fps, stream.time_base,
                      np.array([f[0] for f in frames], np.int64), np.array([f[1] for f in frames], bool),
                      [f[2] for f in frames], complete, error, decodable if decode else None,
                      len(container.streams.audio), dict(container.metadata))
     finally:
         container.close()
+
+
+def _display(container, stream) -> Display:
+    """How the stream asks to be shown, read off its first frame (one that does not decode: as stored)."""
+    try:
+        container.seek(0, stream=stream)
+        for frame in container.decode(stream):
+            return Display.of(frame)
+    except av.error.FFmpegError:
+        pass
+    return Display()
 
 
 def _decode(decoder, payload: bytes | None, pts: int | None, count: int) -> tuple[int, str | None]:
@@ -195,27 +205,19 @@ def _decode(decoder, payload: bytes | None, pts: int | None, count: int) -> tupl
         return count, f"decode: {caught}"
 
 
-def upright(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's RGB pixels turned as a player shows them. A phone held upright or a camera mounted
-    upside down stores its picture sideways with a rotation for display (the stream's display matrix);
-    faces lying on their side are what face detectors miss (a real pan clip stored turned: 14 face
-    tracks instead of 35), so every decode turns the picture first. A mirror flag is not applied: a
-    mirrored face is still a face."""
-    image = frame.to_ndarray(format="rgb24")
-    turns = round(frame.rotation / 90) % 4
-    return cv2.rotate(image, _TURNS[turns]) if turns else image
-
-
 def decode_frames(source: str | BinaryIO, limit: int | None = None):
-    """Yield (pts, upright RGB ndarray) in display order until the end or the first undecodable packet."""
+    """Yield (pts, RGB ndarray as shown: curation.media.display) in display order until the end or the
+    first undecodable packet."""
     container = av.open(source, "r")
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        display = None
         for n, frame in enumerate(container.decode(stream)):
             if limit is not None and n >= limit:
                 break
-            yield frame.pts, upright(frame)
+            display = display or Display.of(frame)
+            yield frame.pts, display.apply(frame.to_ndarray(format="rgb24"))
     except av.error.FFmpegError:
         return
     finally:

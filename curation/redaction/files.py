@@ -135,7 +135,7 @@ def _redact_still(source: Path, partial: Path, detectors: Detectors, config: Red
     while rounds and config.repair and needs_repair(rounds):  # mask what the second opinion found, and look again
         boxes = Detections.merge([boxes, Detections.from_items([[*f["box"], f["class"], -1] for f in rounds[-1].findings])])
         rounds.append(write(boxes))
-    return [boxes], [0], rounds, redactors, {"input_frames_listed": 1}
+    return [boxes], [0], rounds, redactors, {"input_frames_listed": 1}  # OpenCV showed the photo as its EXIF orientation says
 
 
 def _redact_video(source: Path, partial: Path, detectors: Detectors, config: RedactionConfig, verify: bool, progress: bool = False):
@@ -152,9 +152,9 @@ def _redact_video(source: Path, partial: Path, detectors: Detectors, config: Red
 
 
 def _facts(result) -> dict:
-    """What the proof says of a video input: frames its container lists; degrees it asked to be turned
-    for display (the output holds the turned picture, and the masked boxes are in its coordinates)."""
-    return {"input_frames_listed": result.listed, "input_rotation_deg": result.rotation}
+    """What the proof says of a video input: frames its container lists; how it asked to be shown (its
+    display matrix: the output holds the picture so turned, and the masked boxes are in its coordinates)."""
+    return {"input_frames_listed": result.listed, "input_display": result.display.describe()}
 
 
 def redact_file(source: Path, target: Path, detectors: Detectors, config: RedactionConfig, policy_version: str, verify: bool = True,

@@ -12,8 +12,8 @@ Two passes over the source (a path or a seekable binary file):
    source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten with
    coarsened positions (dropped on blanked frames).
 
-A stream flagged to be turned for display (a phone held upright) is turned as it decodes, so
-detectors see faces upright; the output holds the turned picture and no flag.
+A stream whose display matrix asks to turn or mirror it (a phone held upright) is decoded as shown
+(curation.media.display), so detectors see faces upright; the output holds that picture and no matrix.
 
 Verification (curation.redaction.verify) is a third pass, over the output.
 
@@ -37,7 +37,8 @@ import numpy as np
 from curation._env import trim_heap
 from curation.errors import RedactionError
 from curation.media.prefetch import prefetch
-from curation.media.video import VideoWriter, upright
+from curation.media.display import Display
+from curation.media.video import VideoWriter
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
 from curation.policy.zones import coarsen
@@ -105,7 +106,7 @@ class RedactionResult:
     size: tuple[int, int]  # width, height
     rate: float  # frames per second: how many frames extend_s is
     listed: int | None = None  # frames the source's container lists (up to max_frames; None: it does not say)
-    rotation: int = 0  # degrees the source asked to be turned for display: the output is written turned, without the flag
+    display: Display = Display()  # how the source asked to be shown: how its frames, boxes and output are turned
 
 
 def detect_keyframes(frames: dict[int, np.ndarray], detectors: list) -> dict[int, Detections]:
@@ -122,7 +123,7 @@ class _Stream:
     rate: float
     time_base: object
     frames: int | None = None  # as the container says (None: it does not)
-    rotation: int = 0  # degrees counter-clockwise the source asks players to turn it; frames come turned (media.video.upright)
+    display: Display = Display()  # how the source asks to be shown; frames come as shown
 
 
 def _name(source) -> str:
@@ -131,10 +132,10 @@ def _name(source) -> str:
 
 
 def stream_frames(source, limit: int | None = None, info: list | None = None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
-    """(pts, upright RGB frame, SEI telemetry of that frame) of ``source`` (a path, a seekable binary
+    """(pts, RGB frame as shown, SEI telemetry of that frame) of ``source`` (a path, a seekable binary
     file or bytes) in display order, one at a time, until ``limit`` frames, the end, or the first
     undecodable packet (a damaged tail). ``info`` (a list) receives the stream's size as shown, rate,
-    time base and rotation with the first frame. Frames are decoded in a thread, a few ahead of the
+    time base and display with the first frame. Frames are decoded in a thread, a few ahead of the
     caller (curation.media.prefetch)."""
     return prefetch(_decoded_frames(source, limit, info), PREFETCH_FRAMES)
 
@@ -154,16 +155,17 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         telemetry: dict[int, Telemetry | None] = {}
-        count = 0
+        count, display = 0, None
         try:
             for packet in container.demux(stream):
                 if packet.size and packet.pts is not None:
                     telemetry[int(packet.pts)] = telemetry_in_packet(bytes(packet))
                 for frame in packet.decode():
-                    image = upright(frame)
+                    display = display or Display.of(frame)
+                    image = display.apply(frame.to_ndarray(format="rgb24"))
                     if info is not None and not info:  # the size as shown: a turned stream's sides swap
                         info.append(_Stream(image.shape[1], image.shape[0], float(stream.average_rate or stream.guessed_rate or 10),
-                                            stream.time_base, stream.frames or None, frame.rotation % 360))
+                                            stream.time_base, stream.frames or None, display))
                     yield frame.pts, image, telemetry.pop(frame.pts, None)
                     count += 1
                     if count % TRIM_EVERY == 0:
@@ -238,7 +240,7 @@ def redact_video(source, target, detectors: list, config: RedactionConfig, blank
                       (stream.width, stream.height), stream.rate)
     blanked = np.zeros(n, bool) if blank_frames is None else np.asarray(blank_frames[:n], bool)
     result = RedactionResult(n, boxes, blanked, pts, sorted(keyframes), {"plan_s": time.perf_counter() - start}, (stream.width, stream.height),
-                             stream.rate, stream.frames, stream.rotation)
+                             stream.rate, stream.frames, stream.display)
     encode(source, target, result, config, progress)
     return result
 

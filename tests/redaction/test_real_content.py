@@ -119,7 +119,7 @@ def test_a_real_clip_stored_turned_as_a_phone_does_is_redacted_as_players_show_i
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["verification"] == "passed" and summary["frames"] == 12
     proof = json.loads((tmp_path / "phone_redacted.proof.json").read_text())
-    assert proof["input_rotation_deg"] == 90
+    assert proof["input_display"] == {"rotation_deg": 90, "mirrored": False}
     output = [frame for _, frame in decode_frames(str(tmp_path / "phone_redacted.mp4"))]
     assert len(output) == 12 and output[0].shape == frames[0].shape  # 608 wide, 1080 tall, as the original
     detectors, _ = _detectors()
