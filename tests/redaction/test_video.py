@@ -118,6 +118,26 @@ def test_verification_fails_an_unredacted_clip_and_passes_a_redacted_one():
     assert not verify_video(target.getvalue(), verifier, {0: 32}, expected=7).passed  # a frame the output does not have
 
 
+def test_a_clip_with_odd_sides_is_redacted_with_its_last_column_and_row_repeated():
+    import av
+
+    data, _ = make_face_clip(6)
+    frames = [frame[:-1, :-1] for _, frame in decode_frames(io.BytesIO(data))]  # 639x359: H.264 in 4:4:4 holds odd sides
+    odd = io.BytesIO()
+    with av.open(odd, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = W - 1, H - 1, "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv444p")))
+        container.mux(stream.encode(None))
+    target = io.BytesIO()
+    redact_video(odd.getvalue(), target, [FaceDetector(0.3, "cpu")], RedactionConfig())  # 4:2:0 output: it needs even sides
+    output = [frame for _, frame in decode_frames(io.BytesIO(target.getvalue()))]
+    assert len(output) == 6 and output[0].shape == (H, W, 3)
+    assert np.abs(output[0][:, -1].astype(int) - output[0][:, -2].astype(int)).mean() < 4  # the last column, once more
+    assert verify_video(target.getvalue(), [FaceDetector(0.5, "cpu")], {0: 32}, expected=6).passed
+
+
 def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     import json
     import subprocess
