@@ -120,21 +120,27 @@ def pan_zoom_clip(target, images: list[Path], seconds_each: float = 2.0, fps: fl
     return count
 
 
-def turned_clip(target, frames, degrees: int, fps: float = 25.0) -> None:
-    """H.264 of upright RGB ``frames`` as a phone held upright stores them: each picture turned
-    clockwise by ``degrees``, with a display matrix that tells players to turn it back."""
+def flagged_clip(target, frames, flag, fps: float = 25.0) -> None:
+    """H.264 of RGB ``frames`` as stored, with the display matrix ``flag(stream)`` sets."""
     import av
+
+    with av.open(target, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": "10"}
+        flag(stream)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def turned_clip(target, frames, degrees: int, fps: float = 25.0) -> None:
+    """Upright RGB ``frames`` as a phone held upright stores them: each picture turned clockwise by
+    ``degrees``, with a display matrix that tells players to turn it back."""
     import numpy as np
 
     turned = [np.ascontiguousarray(np.rot90(frame, -(degrees // 90))) for frame in frames]
-    with av.open(target, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=round(fps))
-        stream.height, stream.width = turned[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "18"}
-        stream.set_display_rotation(degrees)
-        for frame in turned:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
+    flagged_clip(target, turned, lambda stream: stream.set_display_rotation(degrees), fps)
 
 
 # The bootstrap model with COCO's names for the classes COCO has: a small model whose classes carry COCO names.

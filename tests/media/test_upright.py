@@ -11,7 +11,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from builders import turned_clip
+from builders import flagged_clip, turned_clip
 from curation.labeling.stream import decode_sampled
 from curation.media.display import Display
 from curation.media.video import decode_frames, probe
@@ -51,14 +51,9 @@ def test_every_decoder_gives_a_turned_clip_upright(degrees):
     assert (probe(data).width, probe(data).height) == (WIDTH, HEIGHT)  # what ingest catalogs and the review app scales boxes by
 
 
-def _with_matrix(set_matrix) -> bytes:
+def _with_matrix(flag) -> bytes:
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt, stream.options = WIDTH, HEIGHT, "yuv420p", {"crf": "10"}
-        set_matrix(stream)
-        container.mux(stream.encode(av.VideoFrame.from_ndarray(_frame(), format="rgb24")))
-        container.mux(stream.encode(None))
+    flagged_clip(buffer, [_frame()], flag)
     return buffer.getvalue()
 
 
