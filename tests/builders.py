@@ -120,14 +120,15 @@ def pan_zoom_clip(target, images: list[Path], seconds_each: float = 2.0, fps: fl
     return count
 
 
-def flagged_clip(target, frames, flag, fps: float = 25.0) -> None:
-    """H.264 of RGB ``frames`` as stored, with the display matrix ``flag(stream)`` sets."""
+def flagged_clip(target, frames, flag, fps: float = 25.0, codec: str = "libx264", pix_fmt: str = "yuv420p") -> None:
+    """RGB ``frames`` as stored (H.264 by default, as FFmpeg writes it: B-frames, an edit list), with
+    what ``flag(stream)`` sets: a display matrix, colour tags."""
     import av
 
     with av.open(target, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=round(fps))
+        stream = container.add_stream(codec, rate=round(fps))
         stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv420p", {"crf": "10"}
+        stream.pix_fmt, stream.options = pix_fmt, {"crf": "10"} if codec == "libx264" else {}
         flag(stream)
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

@@ -5,6 +5,8 @@ frame (Annex B in, the MP4 muxer stores it length-prefixed), with a keyframe eac
 fragmented MP4 (``moov`` first, then ``moof mdat`` pairs: a cut file keeps a decodable prefix), or
 with ``fragmented=False`` the layout a car writes: one ``mdat``, the sample tables in ``moov`` after
 it (what Tesla's own tools read; a cut file needs :func:`curation.media.mp4.rebuild`).
+:func:`writer_rgb` turns a decoded frame into RGB the writer's own way, so a re-encoded picture keeps
+its YUV values, and :class:`Colour` carries the tags that say what those values mean.
 :func:`probe` reads a file's packets (PTS, keyframes, SEI telemetry) from a path, file object or
 bytes and, optionally, decodes them as it goes to find where a damaged file stops being decodable.
 
@@ -26,26 +28,75 @@ from typing import BinaryIO
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
 
 from curation.media.display import Display
 from curation.media.mp4 import scan, tiles
 from curation.sources.sei import Telemetry, telemetry_in_packet
 
-__all__ = ["VideoWriter", "Probe", "probe", "decode_frames"]
+__all__ = ["VideoWriter", "Colour", "writer_rgb", "Probe", "probe", "decode_frames"]
+
+
+@dataclass(frozen=True)
+class Colour:
+    """What a stream's YUV values mean, as FFmpeg tags them: matrix, range, primaries, transfer
+    (AVColorSpace etc.; 2, 0, 2, 2: unspecified, which players read as BT.601 or by the picture's size)."""
+
+    space: int = 2
+    range: int = 0
+    primaries: int = 2
+    trc: int = 2
+
+    def describe(self) -> dict:
+        return {"matrix": self.space, "range": self.range, "primaries": self.primaries, "transfer": self.trc}
+
+
+_LIMITED = int(ColorRange.MPEG)
+# Full range to limited, value by value (swscale's conversion moved colour by 0.45 levels on average).
+_LUMA_TO_LIMITED = np.round(np.arange(256) * 219 / 255 + 16).astype(np.uint8)
+_CHROMA_TO_LIMITED = np.round((np.arange(256) - 128) * 224 / 255 + 128).astype(np.uint8)
+
+
+def writer_rgb(frame: av.VideoFrame) -> tuple[np.ndarray, Colour]:
+    """``frame`` as RGB in :class:`VideoWriter`'s own conversion (OpenCV's BT.601 I420, both ways), and
+    the tags its YUV values carry. Written back, a pixel gets its YUV values again (within a level,
+    but where a value lies outside the RGB cube), so with these tags on the output a re-encoded
+    picture shows as its source did, in any player. Through swscale (the stream's own matrix, its
+    rounding) and back, a real BT.709 clip came out 1.3 levels darker and tinted: what perception
+    teams train on must be the camera's picture.
+
+    Other layouts (10 bits, 4:2:2) are first made 8-bit 4:2:0 in their own matrix, full range is
+    made limited (the only range the writer's conversion knows); a frame with an odd side (no 4:2:0
+    of its own) takes swscale's RGB, tagged as the BT.601 the writer makes of it."""
+    if frame.width % 2 or frame.height % 2:
+        return frame.to_ndarray(format="rgb24"), Colour(int(Colorspace.ITU601), _LIMITED, frame.color_primaries, frame.color_trc)
+    full = frame.format.name.startswith("yuvj") or frame.color_range == int(ColorRange.JPEG)
+    if frame.format.name in ("yuv420p", "yuvj420p"):
+        planes = frame.to_ndarray()
+    else:
+        same = ColorRange.JPEG if full else ColorRange.MPEG
+        planes = frame.reformat(format="yuv420p", src_color_range=same, dst_color_range=same).to_ndarray()
+    if full:
+        planes = np.concatenate([_LUMA_TO_LIMITED[planes[:frame.height]], _CHROMA_TO_LIMITED[planes[frame.height:]]])
+    colour = Colour(frame.colorspace, _LIMITED if full else frame.color_range, frame.color_primaries, frame.color_trc)
+    return cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420), colour
 
 
 class VideoWriter:
     """Encode RGB uint8 frames to H.264/MP4; deterministic bytes for the same input.
 
     ``fragmented=False`` writes one mdat and moov at the end, as a car does; it needs a seekable
-    target (a path, a local file, BytesIO), since the muxer goes back to write mdat's size."""
+    target (a path, a local file, BytesIO), since the muxer goes back to write mdat's size.
+    ``colour``: the tags to write (frames from :func:`writer_rgb` carry their source's)."""
 
     def __init__(self, target: str | BinaryIO, width: int, height: int, fps: float, crf: int = 23,
                  preset: str = "veryfast", gop_seconds: float = 1.0, threads: int = 2, time_base: Fraction | None = None,
-                 fragmented: bool = True):
+                 fragmented: bool = True, colour: Colour = Colour()):
         options = {"fflags": "+bitexact"}
         if fragmented:
-            options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
+            # delay_moov: moov waits for the first fragment, so it holds the edit list that hides x264's
+            # B-frame delay; without it a re-encoded real clip showed each frame 2 frames late.
+            options["movflags"] = "frag_keyframe+empty_moov+delay_moov+default_base_moof"
         self._container = av.open(target, "w", format="mp4", options=options)
         self._rate = Fraction(fps).limit_denominator(1001)
         stream = self._container.add_stream("libx264", rate=self._rate)
@@ -54,14 +105,16 @@ class VideoWriter:
         self._pad = (width % 2, height % 2)
         stream.width, stream.height, stream.pix_fmt = width + width % 2, height + height % 2, "yuv420p"
         # A caller that keeps the source's timestamps passes its time base and each frame's pts.
-        stream.codec_context.time_base = time_base or 1 / self._rate
+        codec = stream.codec_context
+        codec.time_base = time_base or 1 / self._rate
+        codec.colorspace, codec.color_range, codec.color_primaries, codec.color_trc = colour.space, colour.range, colour.primaries, colour.trc
         # A fixed thread count keeps the bytes identical across machines with more cores.
         stream.options = {"preset": preset, "crf": str(crf), "g": str(max(1, round(fps * gop_seconds))),
                           "threads": str(threads),
                           # x264's macroblock-tree rate control gave different bytes for the same frames
                           # from run to run (measured here); without it the output is reproducible.
-                          # The same B-frame reorder delay for every preset: the MP4 muxer starts decode
-                          # time at 0, so equal delays keep a re-encoded frame's timestamp exact.
+                          # 3 B-frames whatever the preset (ultrafast has none); the edit list hides
+                          # their reorder delay (delay_moov above, or moov at the end).
                           "x264-params": "mbtree=0:bframes=3"}
         self._stream, self._sei, self._count = stream, {}, 0
 

@@ -9,8 +9,9 @@ Two passes over the source (a path or a seekable binary file):
    linked into tracks and every frame gets its boxes (curation.perception.tracks); boxes are small,
    so a whole clip's are kept.
 2. encode: decode again, mask every frame (or blank it in a restricted zone), encode H.264 with the
-   source's own timestamps, no audio, no container metadata, and the SEI telemetry rewritten with
-   coarsened positions (dropped on blanked frames).
+   source's own timestamps and colours (curation.media.video.writer_rgb: outside the masks a
+   pixel keeps its YUV values, up to x264's loss), no audio, no container metadata, and the SEI
+   telemetry rewritten with coarsened positions (dropped on blanked frames).
 
 A stream whose display matrix asks to turn or mirror it (a phone held upright) is decoded as shown
 (curation.media.display), so detectors see faces upright; the output holds that picture and no matrix.
@@ -38,7 +39,7 @@ from curation._env import trim_heap
 from curation.errors import RedactionError
 from curation.media.prefetch import prefetch
 from curation.media.display import Display
-from curation.media.video import VideoWriter
+from curation.media.video import Colour, VideoWriter, writer_rgb
 from curation.perception.boxes import CLASSES, Detections
 from curation.perception.tracks import TrackConfig, cover, dense_boxes, link
 from curation.policy.zones import coarsen
@@ -124,6 +125,7 @@ class _Stream:
     time_base: object
     frames: int | None = None  # as the container says (None: it does not)
     display: Display = Display()  # how the source asks to be shown; frames come as shown
+    colour: Colour = Colour()  # what the YUV values of frames decoded with ``exact`` mean
 
 
 def _name(source) -> str:
@@ -131,16 +133,18 @@ def _name(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else str(getattr(source, "name", "input"))
 
 
-def stream_frames(source, limit: int | None = None, info: list | None = None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
+def stream_frames(source, limit: int | None = None, info: list | None = None,
+                  exact: bool = False) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
     """(pts, RGB frame as shown, SEI telemetry of that frame) of ``source`` (a path, a seekable binary
     file or bytes) in display order, one at a time, until ``limit`` frames, the end, or the first
     undecodable packet (a damaged tail). ``info`` (a list) receives the stream's size as shown, rate,
-    time base and display with the first frame. Frames are decoded in a thread, a few ahead of the
-    caller (curation.media.prefetch)."""
-    return prefetch(_decoded_frames(source, limit, info), PREFETCH_FRAMES)
+    time base, display and colour with the first frame. ``exact``: RGB the writer turns back into
+    the same YUV values (to re-encode); otherwise swscale's, in the stream's own matrix (to look at).
+    Frames are decoded in a thread, a few ahead of the caller (curation.media.prefetch)."""
+    return prefetch(_decoded_frames(source, limit, info, exact), PREFETCH_FRAMES)
 
 
-def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
+def _decoded_frames(source, limit: int | None, info: list | None, exact: bool) -> Iterator[tuple[int, np.ndarray, Telemetry | None]]:
     if isinstance(source, (bytes, bytearray)):
         source = io.BytesIO(source)
     if hasattr(source, "seek"):
@@ -162,10 +166,11 @@ def _decoded_frames(source, limit: int | None, info: list | None) -> Iterator[tu
                     telemetry[int(packet.pts)] = telemetry_in_packet(bytes(packet))
                 for frame in packet.decode():
                     display = display or Display.of(frame)
-                    image = display.apply(frame.to_ndarray(format="rgb24"))
+                    image, colour = writer_rgb(frame) if exact else (frame.to_ndarray(format="rgb24"), Colour())
+                    image = display.apply(image)
                     if info is not None and not info:  # the size as shown: a turned stream's sides swap
                         info.append(_Stream(image.shape[1], image.shape[0], float(stream.average_rate or stream.guessed_rate or 10),
-                                            stream.time_base, stream.frames or None, display))
+                                            stream.time_base, stream.frames or None, display, colour))
                     yield frame.pts, image, telemetry.pop(frame.pts, None)
                     count += 1
                     if count % TRIM_EVERY == 0:
@@ -271,7 +276,7 @@ def encode(source, target, result: RedactionResult, config: RedactionConfig, pro
             if writer is None:
                 stream = info[0]
                 writer = VideoWriter(target, stream.width, stream.height, stream.rate, crf=config.crf, preset=config.preset,
-                                     time_base=stream.time_base)
+                                     time_base=stream.time_base, colour=stream.colour)
             writer.write(image, sei=sei, pts=frame_pts)
             written += 1
             if progress is not None:
@@ -286,7 +291,7 @@ def encode(source, target, result: RedactionResult, config: RedactionConfig, pro
 
 def _masked_frames(source, result: RedactionResult, config: RedactionConfig, info: list) -> Iterator[tuple[int, np.ndarray, bytes | None]]:
     """(pts, masked or blanked frame, SEI to write with it) of ``source`` as ``result`` says."""
-    for index, (frame_pts, image, telemetry) in enumerate(stream_frames(source, result.frames, info)):
+    for index, (frame_pts, image, telemetry) in enumerate(stream_frames(source, result.frames, info, exact=True)):
         if frame_pts != result.pts[index]:
             raise RedactionError(f"frame {index}: the second decode gave pts {frame_pts}, the first {result.pts[index]}")
         if result.blanked[index]:

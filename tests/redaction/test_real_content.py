@@ -131,6 +131,33 @@ def test_a_real_clip_stored_turned_as_a_phone_does_is_redacted_as_players_show_i
             assert any(mx1 <= x1 + 4 and my1 <= y1 + 4 and mx2 >= x2 - 4 and my2 >= y2 - 4 for mx1, my1, mx2, my2 in masked), (index, masked)
 
 
+def test_a_real_dashcam_clip_keeps_its_picture_colour_tags_and_times_outside_the_masks(tmp_path):
+    """What perception teams train on is the camera's picture: away from the masks, the same YUV
+    values up to x264's loss (before: 1 level darker, BT.601 values in a BT.709 clip, untagged) shown
+    at the same times (before: every frame 2 frames late)."""
+    import av
+
+    source = TESTDATA / "real" / "dashcam" / "udacity_test_video.mp4"
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source), "-o", str(tmp_path / "out.mp4"), "--region", "us",
+                           "--no-verify"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    proof = json.loads((tmp_path / "out.proof.json").read_text())
+    with av.open(str(source)) as raw, av.open(str(tmp_path / "out.mp4")) as redacted:
+        pairs = list(zip(raw.decode(video=0), redacted.decode(video=0), strict=True))
+        written = redacted.streams.video[0].codec_context
+        assert (written.colorspace, written.color_range, written.color_primaries, written.color_trc) == (1, 1, 1, 1)  # BT.709, as the camera's
+        luma = []
+        for (before, after), record in zip(pairs, proof["frames"]):
+            assert after.time == pytest.approx(before.time, abs=1e-6)
+            away = np.ones((before.height, before.width), bool)
+            for x1, y1, x2, y2 in (np.array([item[:4] for item in record["masked"]]).reshape(-1, 4)).astype(int):
+                grow = y2 - y1
+                away[max(y1 - grow, 0):y2 + grow, max(x1 - grow, 0):x2 + grow] = False
+            luma.append((after.to_ndarray()[:before.height].astype(float) - before.to_ndarray()[:before.height])[away])
+    luma = np.concatenate(luma)
+    assert len(pairs) == 38 and abs(luma.mean()) < 0.3 and np.abs(luma).mean() < 2.5, (luma.mean(), np.abs(luma).mean())
+
+
 def test_a_photo_stored_turned_with_an_exif_orientation_is_redacted_as_viewers_show_it(tmp_path):
     from PIL import Image
 
