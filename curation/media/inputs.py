@@ -12,7 +12,9 @@ from pathlib import Path
 
 __all__ = ["expand_inputs", "VIDEO_SUFFIXES", "IMAGE_SUFFIXES"]
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v"}
+# What cameras and phones write: MP4/MOV, Matroska and WebM, AVI (MJPEG dashcams), MPEG-TS and AVCHD
+# (dashcams, camcorders), 3GP (older phones).
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".3gp"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 

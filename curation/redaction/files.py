@@ -1,6 +1,7 @@
 """`curation redact`: anyone's videos and pictures redacted by a region's policy, each with its proof.
 
-For every input, beside the output (``NAME_redacted.EXT`` by default):
+For every input, beside the output (``NAME_redacted.EXT`` by default; a video in another container
+than MP4 or MOV becomes ``NAME_redacted.mp4``, which is what it holds):
 
 - the output is written under a temporary name and takes its final name only once the
   independent verifiers passed it; one that fails is deleted (or kept as
@@ -43,6 +44,9 @@ from curation.redaction.video import RedactionConfig, detect_keyframes, redact_v
 
 __all__ = ["redact_file", "outputs_for", "without_outputs", "proof_path"]
 
+# A video is written as H.264 in MP4 whatever it came in: these names say so, an AVI, WebM or MPEG-TS
+# input's output is NAME_redacted.mp4.
+MP4_SUFFIXES = {".mp4", ".m4v", ".mov"}
 STILL_PLATE_ANGLES = (-20.0, 20.0)  # a plate 30 degrees off is found turned by 20 (CCPD's tilted close-ups)
 # A turned box mapped back is large: it needs what the verifiers ask of large objects
 # (redaction.verify_large_threshold's default); below it turned views boxed asphalt (0.49).
@@ -66,9 +70,12 @@ def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Pat
     folder = output is not None and (len(inputs) > 1 or output.is_dir() or output.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
     if folder and output.exists() and not output.is_dir():
         raise CurationError(f"{output}: a file, where a folder for the outputs is needed")
+    if output is not None and not folder and output.suffix.lower() in VIDEO_SUFFIXES - MP4_SUFFIXES:
+        raise CurationError(f"{output}: a redacted video is H.264 in MP4; name it {output.stem}.mp4")
 
     def target(source: Path, relative: str) -> Path:
-        name = f"{source.stem}_redacted{source.suffix}"
+        suffix = source.suffix if source.suffix.lower() in MP4_SUFFIXES | IMAGE_SUFFIXES else ".mp4"
+        name = f"{source.stem}_redacted{suffix}"
         if output is None:
             return source.with_name(name)
         return output / Path(relative).with_name(name) if folder else output

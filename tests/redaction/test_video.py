@@ -175,6 +175,38 @@ def test_cli_redacts_a_video_file_next_to_the_input(tmp_path):
     assert missing.returncode != 0 and "no video or image" in missing.stderr
 
 
+def test_a_dashcam_clip_in_mpeg_ts_is_redacted_into_mp4_at_its_own_times(tmp_path):
+    """Many dashcams record MPEG-TS (timestamps from 1.4 s, a 90 kHz clock): the output is H.264 in
+    MP4, named so, each frame shown when the camera's was."""
+    import json
+    import subprocess
+    import sys
+
+    import av
+
+    from builders import REPO
+
+    data, _ = make_face_clip(8)
+    source = tmp_path / "cam" / "REC0001.TS"
+    source.parent.mkdir()
+    with av.open(io.BytesIO(data)) as clip, av.open(str(source), "w", format="mpegts") as ts:
+        stream = ts.add_stream_from_template(clip.streams.video[0])
+        for packet in clip.demux(clip.streams.video[0]):
+            if packet.size:
+                start = int(1.4 / packet.time_base)  # as a camera's clock runs: the clip starts at 1.4 s
+                packet.pts, packet.dts, packet.stream = packet.pts + start, packet.dts + start, stream
+                ts.mux(packet)
+    done = subprocess.run([sys.executable, "-m", "curation.cli", "redact", str(source.parent), "--region", "eu"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1500:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["output"] == str(tmp_path / "cam" / "REC0001_redacted.mp4") and report["verification"] == "passed"
+    with av.open(str(source)) as raw, av.open(report["output"]) as redacted:
+        assert redacted.format.name.startswith("mov,mp4")
+        times = [(a.time, b.time) for a, b in zip(raw.decode(video=0), redacted.decode(video=0), strict=True)]
+    assert len(times) == 8 and times[0][0] > 1.0 and all(abs(a - b) < 0.001 for a, b in times)  # the movie clock: 1 ms
+
+
 def test_cli_says_in_one_line_what_it_cannot_read_and_redacts_what_decodes_of_a_cut_file(tmp_path):
     import json
     import subprocess
@@ -249,6 +281,11 @@ def test_outputs_keep_the_folders_they_came_from_and_never_overwrite_each_other_
     assert [p.name for p, _ in kept] == ["clip.mp4"] and earlier == sorted([tmp_path / "in" / "front" / "clip_redacted.mp4", failed])
     with pytest.raises(CurationError, match="would replace an input"):
         outputs_for([(source, "clip.mp4"), (failed, failed.name)], None)
+    # What is written is H.264 in MP4, and its name says so: an AVI, Matroska or MPEG-TS input's output is .mp4.
+    other = [(tmp_path / "in" / name, name) for name in ("a.avi", "b.mkv", "c.MTS", "d.mov", "e.jpg")]
+    assert [p.name for p in outputs_for(other, None)] == ["a_redacted.mp4", "b_redacted.mp4", "c_redacted.mp4", "d_redacted.mov", "e_redacted.jpg"]
+    with pytest.raises(CurationError, match="name it out.mp4"):
+        outputs_for(other[:1], tmp_path / "out.avi")
 
 
 def test_a_repair_round_verifies_again_only_the_frames_that_changed():
