@@ -303,7 +303,7 @@ class RedactionParams(Strict):
     verify_plate_threshold: Fraction = 0.4
     verify_plate_imgsz: int = Field(default=960, ge=32, multiple_of=32)
     verify_plate_coarse_imgsz: int = Field(default=320, ge=0, multiple_of=32)
-    verify_large_threshold: Fraction = 0.5  # for objects at least twice the policy minimum (found at any threshold up to 0.6)
+    verify_large_threshold: Fraction = 0.5  # for plates at least twice the policy minimum, faces 4x (as the redactor's own gate)
     verify_huge_face_threshold: Fraction = 0.8  # faces at least 8x the minimum (every face of 96 px and more found at 0.8; arms are not)
     repair: bool = True  # what the verifiers still find is masked and the clip verified again, while each round finds less (8 repairs at most); false: it fails the clip
     crf: int = Field(default=20, ge=0, le=51)
