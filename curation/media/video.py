@@ -63,9 +63,10 @@ def writer_rgb(frame: av.VideoFrame) -> tuple[np.ndarray, Colour]:
     teams train on must be the camera's picture.
 
     Other layouts (10 bits, 4:2:2) are first made 8-bit 4:2:0 in their own matrix, full range is
-    made limited (the only range the writer's conversion knows); a frame with an odd side (no 4:2:0
-    of its own) takes swscale's RGB, tagged as the BT.601 the writer makes of it."""
-    if frame.width % 2 or frame.height % 2:
+    made limited value by value (the only range the writer's conversion knows: those are the values
+    kept). A frame stored as RGB, or with an odd side (no 4:2:0 of its own), takes swscale's RGB,
+    tagged as the BT.601 the writer makes of it (an RGB stream's own tag would say "no matrix")."""
+    if frame.format.is_rgb or frame.width % 2 or frame.height % 2:
         return frame.to_ndarray(format="rgb24"), Colour(int(Colorspace.ITU601), _LIMITED, frame.color_primaries, frame.color_trc)
     full = frame.format.name.startswith("yuvj") or frame.color_range == int(ColorRange.JPEG)
     if frame.format.name in ("yuv420p", "yuvj420p"):

@@ -1,7 +1,7 @@
 """`curation redact`: anyone's videos and pictures redacted by a region's policy, each with its proof.
 
-For every input, beside the output (``NAME_redacted.EXT`` by default; a video in another container
-than MP4 or MOV becomes ``NAME_redacted.mp4``, which is what it holds):
+For every input, beside the output (``NAME_redacted.EXT`` by default; a video whose suffix is not
+.mp4, .m4v or .mov becomes ``NAME_redacted.mp4``, which is what it holds):
 
 - the output is written under a temporary name and takes its final name only once the
   independent verifiers passed it; one that fails is deleted (or kept as
@@ -70,8 +70,12 @@ def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Pat
     folder = output is not None and (len(inputs) > 1 or output.is_dir() or output.suffix.lower() not in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
     if folder and output.exists() and not output.is_dir():
         raise CurationError(f"{output}: a file, where a folder for the outputs is needed")
-    if output is not None and not folder and output.suffix.lower() in VIDEO_SUFFIXES - MP4_SUFFIXES:
-        raise CurationError(f"{output}: a redacted video is H.264 in MP4; name it {output.stem}.mp4")
+    if output is not None and not folder:  # one input into the file ``output`` names: its suffix must say what it holds
+        source = inputs[0][0]
+        if source.suffix.lower() in IMAGE_SUFFIXES and output.suffix.lower() not in IMAGE_SUFFIXES:
+            raise CurationError(f"{output}: a redacted picture is a picture; name it {output.stem}{source.suffix}")
+        if source.suffix.lower() not in IMAGE_SUFFIXES and output.suffix.lower() not in MP4_SUFFIXES:
+            raise CurationError(f"{output}: a redacted video is H.264 in MP4; name it {output.stem}.mp4")
 
     def target(source: Path, relative: str) -> Path:
         suffix = source.suffix if source.suffix.lower() in MP4_SUFFIXES | IMAGE_SUFFIXES else ".mp4"

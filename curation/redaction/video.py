@@ -125,7 +125,7 @@ class _Stream:
     time_base: object
     frames: int | None = None  # as the container says (None: it does not)
     display: Display = Display()  # how the source asks to be shown; frames come as shown
-    colour: Colour = Colour()  # what the YUV values of frames decoded with ``exact`` mean
+    colour: Colour = Colour()  # what the YUV values of frames decoded with ``exact`` mean (the first frame's, like the display)
 
 
 def _name(source) -> str:

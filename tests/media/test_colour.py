@@ -62,7 +62,7 @@ def test_outside_the_masks_a_redacted_clip_keeps_the_source_picture_tags_and_tim
         written = redacted.streams.video[0].codec_context
         assert (written.colorspace, written.color_primaries, written.color_trc) == (pairs[0][0].colorspace, pairs[0][0].color_primaries,
                                                                                     pairs[0][0].color_trc)
-        assert written.color_range in (0, 1)  # limited (0: untagged, which every player reads as limited)
+        assert written.color_range == (1 if tags else 0)  # limited; untagged stays untagged (every player reads it as limited)
         assert [a.time for a, _ in pairs] == pytest.approx([b.time for _, b in pairs], abs=1e-6)  # before: 2 frames late
         difference = np.stack([_limited_yuv(b) - _limited_yuv(a) for a, b in pairs])
     luma, chroma = difference[:, :H], difference[:, H:]
@@ -80,3 +80,22 @@ def test_the_writer_turns_writer_rgb_back_into_the_same_yuv_values():
         back = next(container.decode(video=0)).to_ndarray().astype(int)
     difference = back - frame.to_ndarray()
     assert (np.abs(difference) > 1).mean() < 0.01 and abs(difference.mean()) < 0.05  # more: values outside the RGB cube
+
+
+def test_a_clip_stored_as_rgb_is_written_as_the_bt601_yuv_it_becomes_and_tagged_so():
+    """An RGB stream (libx264rgb, some screen and machine-vision cameras) says "no matrix"; copied onto
+    the YUV output, that tag would make players show wrong colours."""
+    source = io.BytesIO()
+    flagged_clip(source, _scene(N), lambda stream: None, codec="libx264rgb", pix_fmt="bgr0")
+    output = io.BytesIO()
+    redact_video(source.getvalue(), output, [], RedactionConfig())
+    with av.open(io.BytesIO(source.getvalue())) as raw, av.open(io.BytesIO(output.getvalue())) as redacted:
+        assert raw.streams.video[0].codec_context.pix_fmt == "gbrp"
+        written = redacted.streams.video[0].codec_context
+        assert (written.colorspace, written.color_range) == (5, 1)  # BT.601, limited: what the writer makes of RGB
+        # The output read back exactly (swscale's own YUV to RGB runs a level or two dark in red and green)
+        difference = np.stack([writer_rgb(b)[0].astype(float) - a.to_ndarray(format="rgb24")
+                               for a, b in zip(raw.decode(video=0), redacted.decode(video=0), strict=True)])
+    # 4:2:0 shares colour between 2x2 pixels: on this saturated, noisy scene clipping leaves a level or so;
+    # a wrong matrix leaves tens
+    assert np.abs(difference.mean(axis=(0, 1, 2))).max() < 2.0

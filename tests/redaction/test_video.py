@@ -285,7 +285,12 @@ def test_outputs_keep_the_folders_they_came_from_and_never_overwrite_each_other_
     other = [(tmp_path / "in" / name, name) for name in ("a.avi", "b.mkv", "c.MTS", "d.mov", "e.jpg")]
     assert [p.name for p in outputs_for(other, None)] == ["a_redacted.mp4", "b_redacted.mp4", "c_redacted.mp4", "d_redacted.mov", "e_redacted.jpg"]
     with pytest.raises(CurationError, match="name it out.mp4"):
-        outputs_for(other[:1], tmp_path / "out.avi")
+        outputs_for(other[:1], tmp_path / "out.MKV")
+    with pytest.raises(CurationError, match="name it out.mp4"):
+        outputs_for(other[:1], tmp_path / "out.jpg")  # a video is never written under a picture's name
+    with pytest.raises(CurationError, match="name it out.jpg"):
+        outputs_for(other[-1:], tmp_path / "out.mp4")  # nor a picture under a video's
+    assert outputs_for(other[3:4], tmp_path / "out.m4v") == [tmp_path / "out.m4v"]
 
 
 def test_a_repair_round_verifies_again_only_the_frames_that_changed():
@@ -375,3 +380,18 @@ def test_repairs_go_on_while_no_round_finds_more_and_stop_when_one_does():
     assert needs_repair(rounds(*range(MAX_REPAIRS + 1, 1, -1)))  # MAX_REPAIRS - 1 repairs so far, still converging
     assert not needs_repair(rounds(*range(MAX_REPAIRS + 2, 1, -1)))  # MAX_REPAIRS repairs done: what is left fails
     assert not needs_repair(rounds(*[2] * (MAX_REPAIRS + 1)))  # nor do repairs that only keep level go on for ever
+
+
+def test_below_the_redactors_large_face_gate_the_face_verifier_asks_only_its_base_threshold():
+    """Gated from twice the minimum, a dim 64 px face RetinaFace scored 0.29 passed verification
+    unmasked (a simulated night clip): the verifier asks more of a face from where the redactor does."""
+    from builders import REPO
+    from curation.policy.params import load_params
+    from curation.redaction.detectors import Detectors
+
+    params = load_params(REPO / "params.yaml")
+    detectors = Detectors(params, "us")
+    redactor, verifier = detectors.redact[0], detectors.verify[0]
+    assert verifier.name.startswith("retinaface") and redactor.name == "centerface"
+    assert verifier.steps[0][0] == redactor.steps[0][0] == 4 * params.region("us").redact.min_face_px
+    assert verifier.threshold == params.redaction.verify_face_threshold
