@@ -61,6 +61,11 @@ def without_outputs(inputs: list[tuple[Path, str]]) -> tuple[list[tuple[Path, st
     return [entry for entry in inputs if entry[0] not in earlier], sorted(earlier)
 
 
+def _is_still(path: Path) -> bool:
+    """A picture (redacted as one frame, written in its own format), not a video."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Path]:
     """Where the redacted copy of each input (file, name relative to the folder it was found in;
     curation.media.inputs) goes: beside it by default; into ``output``, a folder (the inputs keep
@@ -72,13 +77,13 @@ def outputs_for(inputs: list[tuple[Path, str]], output: Path | None) -> list[Pat
         raise CurationError(f"{output}: a file, where a folder for the outputs is needed")
     if output is not None and not folder:  # one input into the file ``output`` names: its suffix must say what it holds
         source = inputs[0][0]
-        if source.suffix.lower() in IMAGE_SUFFIXES and output.suffix.lower() not in IMAGE_SUFFIXES:
+        if _is_still(source) and not _is_still(output):
             raise CurationError(f"{output}: a redacted picture is a picture; name it {output.stem}{source.suffix}")
-        if source.suffix.lower() not in IMAGE_SUFFIXES and output.suffix.lower() not in MP4_SUFFIXES:
+        if not _is_still(source) and output.suffix.lower() not in MP4_SUFFIXES:
             raise CurationError(f"{output}: a redacted video is H.264 in MP4; name it {output.stem}.mp4")
 
     def target(source: Path, relative: str) -> Path:
-        suffix = source.suffix if source.suffix.lower() in MP4_SUFFIXES | IMAGE_SUFFIXES else ".mp4"
+        suffix = source.suffix if _is_still(source) or source.suffix.lower() in MP4_SUFFIXES else ".mp4"
         name = f"{source.stem}_redacted{suffix}"
         if output is None:
             return source.with_name(name)
@@ -179,7 +184,7 @@ def redact_file(source: Path, target: Path, detectors: Detectors, config: Redact
     start = time.perf_counter()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
-    still = source.suffix.lower() in IMAGE_SUFFIXES
+    still = _is_still(source)
     try:
         if still:
             boxes, pts, rounds, redactors, facts = _redact_still(source, partial, detectors, config, verify)
