@@ -1,5 +1,5 @@
 """The CPU runtimes: OpenVINO in bfloat16 finds what ONNX Runtime in float32 finds, at nearly the same
-confidence, for redaction's models; the verifiers stay in float32; a typo in the setting is one line;
+confidence, for the YOLOs and CenterFace; the face verifier stays in float32; a typo in the setting is one line;
 OpenVINO reports nothing home; the face models' input batches hold what the plain expression gives."""
 
 import hashlib
@@ -56,6 +56,7 @@ def test_openvino_bf16_finds_what_onnx_runtime_finds():
     pairs = [
         (FaceDetector(0.3, "cpu", (0.75, 0.25), runtime=r) for r in ("openvino-bf16", "onnxruntime")),
         (PlateDetector("package:fastanpr/best.pt", 960, 0.3, "cpu", runtime=r) for r in ("openvino-bf16", "onnxruntime")),
+        (PlateDetector("package:safelicensing/best.pt", 960, 0.3, "cpu", runtime=r) for r in ("openvino-bf16", "onnxruntime")),  # the verifier
     ]
     found_any = 0
     for bf16, fp32 in pairs:
@@ -70,19 +71,22 @@ def test_openvino_bf16_finds_what_onnx_runtime_finds():
 
 
 @pytest.mark.skipif(cpu_runtime("auto") != "openvino-bf16", reason="this CPU has no native bfloat16: auto runs ONNX Runtime")
-def test_redaction_in_bf16_lowers_its_thresholds_and_the_verifiers_stay_float32():
+def test_bf16_lowers_the_thresholds_of_the_models_it_runs_and_the_face_verifier_stays_float32():
     params = load_params(REPO / "params.yaml")
     stage = params.redaction
     detectors = Detectors(params.model_copy(update={"redaction": stage.model_copy(update={"device": "cpu"})}), "cn")
     face, plate, sim = detectors.redact
-    assert {d.runtime for d in detectors.redact} == {"openvino-bf16"}
+    face_verifier, plate_verifier = detectors.verify
+    assert {d.runtime for d in (*detectors.redact, plate_verifier)} == {"openvino-bf16"}
     assert face.threshold == pytest.approx(stage.face_threshold - BF16_MARGIN) and face.steps[0][1] == pytest.approx(stage.face_large_threshold - BF16_MARGIN)
     assert plate.threshold == pytest.approx(stage.plate_threshold - BF16_MARGIN) and sim.threshold == pytest.approx(stage.plate_sim_threshold - BF16_MARGIN)
-    assert {d.runtime for d in detectors.verify} == {"CPUExecutionProvider"}
-    assert [d.threshold for d in detectors.verify] == [stage.verify_face_threshold, stage.verify_plate_threshold]
+    assert plate_verifier.threshold == pytest.approx(stage.verify_plate_threshold - BF16_MARGIN)
+    assert plate_verifier.steps[0][1] == pytest.approx(stage.verify_large_threshold - BF16_MARGIN)
+    assert face_verifier.runtime == "CPUExecutionProvider" and face_verifier.threshold == stage.verify_face_threshold
     float32 = Detectors(params.model_copy(update={"redaction": stage.model_copy(update={"device": "cpu", "cpu_runtime": "onnxruntime"})}), "cn")
     assert [d.threshold for d in float32.redact] == [stage.face_threshold, stage.plate_threshold, stage.plate_sim_threshold]
-    assert {d.runtime for d in float32.redact} == {"CPUExecutionProvider"}
+    assert [d.threshold for d in float32.verify] == [stage.verify_face_threshold, stage.verify_plate_threshold]
+    assert {d.runtime for d in (*float32.redact, *float32.verify)} == {"CPUExecutionProvider"}
 
 
 def test_a_typo_in_cpu_runtime_is_one_line():
