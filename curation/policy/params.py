@@ -311,8 +311,8 @@ class RedactionParams(Strict):
     # against 8.5 for veryfast, 0.64 dB less PSNR at the same crf, 21 % fewer bytes (simulated clips).
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "ultrafast"
     device: str = "auto"  # auto: CUDA when present
-    # Redaction's detectors on a CPU: auto (OpenVINO in bfloat16 where the CPU computes bfloat16 natively,
-    # thresholds 0.03 lower; else ONNX Runtime), onnxruntime (float32) or openvino-bf16. Verifiers: always float32.
+    # The redactors and the plate verifier on a CPU: auto (OpenVINO in bfloat16 where the CPU computes bfloat16
+    # natively, thresholds 0.03 lower; else ONNX Runtime), onnxruntime (float32) or openvino-bf16. RetinaFace: always float32.
     cpu_runtime: Literal["auto", "onnxruntime", "openvino-bf16"] = "auto"
 
 
