@@ -173,9 +173,17 @@ class LocalRoot:
 
         The link count of an open file is not enough: a hard link to another region's file, put
         under this name and then replaced, leaves the descriptor on that file with one name left,
-        the other region's. So the name is looked at again after the open: the same file, one name."""
+        the other region's. Nor is looking the name up again: a rename drops the replaced file's
+        count before its name stops leading there (a swapping process got eu's bytes read 671 times
+        in 20 s through that instant). So, with the count read first: wait out any rename or unlink
+        in flight in the folder, then the name the descriptor was opened by must still exist, and
+        lead to the same file. A count of one with that name alive means no other name (a count
+        never lags a new name, only a removal, and removals of this name have ended)."""
         info = self.check(parts, os.fstat(fd))
         if stat.S_ISREG(info.st_mode):
+            _settle(parent)
+            if os.readlink(f"/proc/self/fd/{fd}") != os.path.join(os.readlink(f"/proc/self/fd/{parent}"), parts[-1]):
+                raise Refused(parts, "replaced while being opened")  # the opened name is gone (" (deleted)") or moved
             try:
                 there = os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:
@@ -463,6 +471,13 @@ class LocalRoot:
 def _deep(parts: tuple[str, ...]) -> None:
     if len(parts) > MAX_DEPTH:
         raise Refused(parts, f"folders nested deeper than {MAX_DEPTH} levels")
+
+
+def _settle(folder: int) -> None:
+    """Return once no rename into ``folder`` is in flight: reading a folder takes its lock, which a
+    rename holds until every name it changes leads where it should."""
+    with os.scandir(folder) as entries:
+        next(entries, None)
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:
