@@ -22,6 +22,7 @@ from curation.perception.runtime import built_once, cpu_runtime, planar
 from curation.policy.params import load_params
 from curation.redaction.detectors import BF16_MARGIN, Detectors
 from curation.sources.faces import face_bank
+from curation.sources.scene import _paste as paste  # the simulator's alpha blend
 
 TESTDATA = REPO.parent / "shared" / "testdata"
 # bfloat16 keeps 8 bits of mantissa: confidences moved by at most 0.024 on real faces and plates
@@ -42,15 +43,14 @@ def _agree(ours, reference, threshold):
         assert np.abs(matched - sure.confidence).max() <= CONFIDENCE_ATOL
 
 
-def _pasted(scene: np.ndarray, patches: list[np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
-    """``scene`` with each patch (RGB, or RGBA blended by its alpha) resized to its width, in a row."""
+def _pasted(scene: np.ndarray, sprites: list[np.ndarray], widths: tuple[int, ...]) -> np.ndarray:
+    """``scene`` with each sprite (RGBA, or RGB taken as opaque) drawn at its width, in a row."""
     canvas = scene.copy()
-    for k, (patch, width) in enumerate(zip(patches, widths)):
-        height = round(width * patch.shape[0] / patch.shape[1])
-        patch = cv2.resize(patch, (width, height)).astype(np.float32)
-        alpha = patch[..., 3:] / 255 if patch.shape[2] == 4 else 1.0
+    for k, (sprite, width) in enumerate(zip(sprites, widths)):
+        if sprite.shape[2] == 3:
+            sprite = np.dstack([sprite, np.full(sprite.shape[:2], 255, np.uint8)])
         x, y = 60 + 300 * k, 300
-        canvas[y:y + height, x:x + width] = (patch[..., :3] * alpha + canvas[y:y + height, x:x + width] * (1 - alpha)).astype(np.uint8)
+        paste(canvas, sprite, x, y, x + width, y + width * sprite.shape[0] / sprite.shape[1])
     return canvas
 
 
